@@ -1,0 +1,45 @@
+# The two commands of the README: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+PORT ?= 8000
+
+.PHONY: run test test-fast bench install migrate check clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(STAMP): $(PY) pyproject.toml tests/plugin_packages/hub-sample-adapter/pyproject.toml tests/plugin_packages/hub-broken-adapter/pyproject.toml
+	$(PIP) install --quiet -e '.[test]'
+	$(PIP) install --quiet ./tests/plugin_packages/hub-sample-adapter ./tests/plugin_packages/hub-broken-adapter
+	touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: install
+	mkdir -p var
+	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --no-input
+
+## Run the hub: web admin on $(PORT), the task cluster and (demo) the VTEX sandbox. Ctrl-C stops all.
+run: migrate
+	DEBUG=$${DEBUG:-1} $(PY) manage.py runhub --port $(PORT)
+
+## Run the whole test suite (SQLite unless DATABASE_URL is set; Redis broker when REDIS_URL is set).
+test: install
+	mkdir -p var
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: migrate
+	DEBUG=$${DEBUG:-1} $(PY) manage.py benchmark
+
+check: install
+	DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
+	DEBUG=false SECRET_KEY=check-deploy-$$(date +%s)-a-long-random-enough-secret-key-value ALLOWED_HOSTS=hub.example.com \
+	  HUB_ENCRYPTION_KEYS=$$($(PY) -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())') \
+	  $(PY) manage.py check --deploy --fail-level WARNING
+
+clean:
+	rm -rf $(VENV) var

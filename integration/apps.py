@@ -1,0 +1,18 @@
+from django.apps import AppConfig
+
+
+class IntegrationConfig(AppConfig):
+    name = "integration"
+    verbose_name = "VTEX order hub"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from django.db.models.signals import post_migrate
+
+        post_migrate.connect(_after_migrate, sender=self)
+
+
+def _after_migrate(sender, **kwargs):
+    from integration.schedules import ensure_schedules
+
+    ensure_schedules()

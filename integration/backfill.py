@@ -1,0 +1,23 @@
+"""Bring one order in by id (onboarding, backfill, an order the feed lost), through the inbox."""
+from integration import inbox
+from integration.models import EventSource
+from integration.vtex.client import VtexClient
+
+
+def sync_order(account, order_id, client=None):
+    """Fetch the order and store its current status as an inbox event, routed like any other.
+
+    Returns the StoreResult: new == 0 means the hub already had this change.
+    """
+    client = client or VtexClient(account)
+    raw = client.get_order(order_id)
+    event = inbox.IncomingEvent(
+        source=EventSource.SYNC_ORDER,
+        payload={"orderId": raw.get("orderId", order_id), "status": raw.get("status"), "lastChange": raw.get("lastChange")},
+        order_id=str(raw.get("orderId") or order_id),
+        state=str(raw.get("status") or ""),
+        current_change=str(raw.get("lastChange") or raw.get("creationDate") or ""),
+    )
+    if not event.state:
+        event.error = "The order has no status"
+    return inbox.store_events(account, [event])

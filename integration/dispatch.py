@@ -1,0 +1,266 @@
+"""Dispatch: claim orders with due work, fetch each once, check its VTEX status, call adapters.
+
+The attempt row is saved before the adapter call and completed after; no transaction is held
+across an HTTP call. Each order is claimed as a whole (a lease on the Order row), so its sends
+and cancels never run at the same time and it is fetched once per batch.
+"""
+import logging
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.db.models import F, Min, Q
+from django.db.models.functions import Now
+
+from integration.backoff import delay_after
+from integration.leases import new_owner_id, release_lease, take_lease
+from integration.models import (
+    AttemptOutcome, Order, OrderSync, RuleAction, StartHandlingState, SyncAttempt, SyncStatus,
+)
+from integration.plugins.contract import AdapterError
+from integration.plugins.manager import get_registry, notify
+from integration.plugins.parsed_order import InvalidOrder, parse_order
+from integration.redaction import excerpt, redact
+from integration.start_handling import refresh_eligibility, run_start_handling
+from integration.vtex import errors
+from integration.vtex.client import VtexClient
+from integration.vtex.statuses import READY_FOR_HANDLING
+
+log = logging.getLogger(__name__)
+ACTION_ORDER = {RuleAction.SEND: 0, RuleAction.STATUS: 1, RuleAction.CANCEL: 2}
+CANCELED_VTEX_STATUSES = {"canceled", "cancel"}
+ORDER_LEASE = {"owner_field": "claimed_by", "until_field": "claimed_until"}
+
+
+@dataclass
+class DispatchReport:
+    orders: int = 0
+    succeeded: int = 0
+    retrying: int = 0
+    failed: int = 0
+    skipped: int = 0
+    held: int = 0
+    postponed: int = 0
+    start_handling: dict = field(default_factory=dict)
+
+    def add(self, other):
+        for name in ("orders", "succeeded", "retrying", "failed", "skipped", "held", "postponed"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for k, v in other.start_handling.items():
+            self.start_handling[k] = self.start_handling.get(k, 0) + v
+
+    def line(self):
+        sh = ", ".join(f"{k} {v}" for k, v in sorted(self.start_handling.items())) or "none"
+        return (f"dispatched {self.orders} orders: {self.succeeded} delivered, {self.retrying} to retry, "
+                f"{self.failed} failed, {self.skipped} skipped, {self.held} held, {self.postponed} postponed; start-handling: {sh}")
+
+
+def due_syncs():
+    """Pending syncs whose time has come, on an active, unpaused store and an enabled, installed binding."""
+    return OrderSync.objects.filter(
+        status=SyncStatus.PENDING, next_attempt_at__lte=Now(), binding__enabled=True,
+        binding__adapter_key__in=list(get_registry().adapters), order__account__active=True, order__account__paused=False,
+    )
+
+
+def _lease_free():
+    return Q(claimed_until__isnull=True) | Q(claimed_until__lt=Now())
+
+
+def claim_due_orders(owner, limit, account_id=None):
+    syncs = due_syncs().filter(Q(order__claimed_until__isnull=True) | Q(order__claimed_until__lt=Now()))
+    start_handling = Order.objects.filter(
+        _lease_free(), start_handling_state=StartHandlingState.PENDING, start_handling_due_at__lte=Now(),
+        account__active=True, account__paused=False,
+    )
+    if account_id is not None:
+        syncs = syncs.filter(order__account_id=account_id)
+        start_handling = start_handling.filter(account_id=account_id)
+    ids = list(syncs.values("order_id").annotate(due=Min("next_attempt_at")).order_by("due").values_list("order_id", flat=True)[:limit])
+    if len(ids) < limit:
+        ids += list(start_handling.exclude(pk__in=ids).values_list("pk", flat=True)[: limit - len(ids)])
+    if not ids:
+        return []
+    # One conditional UPDATE: on PostgreSQL a concurrent claimer waits on the row lock and then
+    # re-checks the condition; on SQLite the IMMEDIATE transaction serialises the two.
+    take_lease(Order.objects.filter(pk__in=ids), owner, settings.SYNC_CLAIM_TTL, **ORDER_LEASE)
+    return list(Order.objects.filter(pk__in=ids, claimed_by=owner).values_list("pk", flat=True))
+
+
+def dispatch_batch(*, owner=None, limit=None, account_id=None, concurrency=None):
+    owner = owner or new_owner_id("dispatch")
+    limit = limit or settings.DISPATCH_BATCH_SIZE
+    concurrency = settings.DISPATCH_CONCURRENCY if concurrency is None else concurrency
+    report = DispatchReport()
+    order_ids = claim_due_orders(owner, limit, account_id)
+    if not order_ids:
+        return report
+    if concurrency <= 1 or len(order_ids) == 1:
+        reports = [process_claimed_order(pk, owner) for pk in order_ids]
+    else:
+        with ThreadPoolExecutor(max_workers=min(concurrency, len(order_ids)), thread_name_prefix="dispatch") as pool:
+            reports = list(pool.map(lambda pk: _in_thread(process_claimed_order, pk, owner), order_ids))
+    for r in reports:
+        report.add(r)
+    return report
+
+
+def dispatch_due(*, budget=None, account_id=None, owner=None, concurrency=None):
+    """Dispatch batches until nothing is due or the time budget is spent."""
+    budget = settings.DISPATCH_BUDGET if budget is None else budget
+    started = time.monotonic()
+    total = DispatchReport()
+    while time.monotonic() - started < budget:
+        report = dispatch_batch(owner=owner, account_id=account_id, concurrency=concurrency)
+        if not report.orders:
+            break
+        total.add(report)
+    return total
+
+
+def _in_thread(func, *args):
+    try:
+        return func(*args)
+    finally:
+        connection.close()
+
+
+def process_claimed_order(order_pk, owner):
+    report = DispatchReport(orders=1)
+    try:
+        _process(order_pk, owner, report)
+    except Exception:  # one order's surprise must not take the batch down
+        log.exception("dispatch of order pk=%s failed unexpectedly", order_pk)
+    finally:
+        release_lease(Order.objects.filter(pk=order_pk), owner, **ORDER_LEASE)
+        close_old_connections()
+    return report
+
+
+def _process(order_pk, owner, report):
+    order = Order.objects.select_related("account").get(pk=order_pk)
+    account = order.account
+    installed = get_registry().adapters
+    syncs = [s for s in due_syncs().filter(order=order).select_related("binding") if s.binding.adapter_key in installed]
+    syncs.sort(key=lambda s: (ACTION_ORDER.get(s.action, 9), s.pk))
+    client = VtexClient(account)
+    if syncs:
+        try:
+            raw = client.get_order(order.order_id)
+        except errors.RateLimited as exc:
+            _postpone(syncs, exc.retry_after, f"VTEX rate limit on get order: {exc}")
+            report.postponed += len(syncs)
+            return
+        except errors.NotFound as exc:
+            for sync in syncs:
+                _fail_or_retry(sync, f"VTEX does not know this order: {exc}", permanent=True, report=report)
+            return
+        except errors.VtexError as exc:
+            for sync in syncs:
+                _fail_or_retry(sync, f"Could not fetch the order from VTEX: {exc}", permanent=False, report=report)
+            return
+        status = str(raw.get("status") or "") if isinstance(raw, dict) else ""
+        canceled = order.canceled or status in CANCELED_VTEX_STATUSES
+        Order.objects.filter(pk=order.pk).update(snapshot=raw, snapshot_at=Now(), vtex_status=status, canceled=canceled)
+        order.snapshot, order.vtex_status, order.canceled = raw, status, canceled
+        try:
+            parsed = parse_order(raw)
+        except InvalidOrder as exc:
+            for sync in syncs:
+                _fail_or_retry(sync, f"The order JSON cannot be used: {exc}", permanent=True, report=report)
+            return
+        for sync in syncs:
+            _run_sync(sync, order, parsed, raw, owner, report)
+        refresh_eligibility(order)
+    outcome = run_start_handling(order, client)
+    if outcome:
+        report.start_handling[outcome] = report.start_handling.get(outcome, 0) + 1
+
+
+def _run_sync(sync, order, parsed, raw, owner, report):
+    sync.order = order
+    if sync.action == RuleAction.SEND:
+        if order.canceled:
+            return _skip(sync, "The order is canceled in VTEX; it was not sent.", report)
+        passed_ready = order.start_handling_state in (StartHandlingState.DONE, StartHandlingState.CONFLICT)
+        if order.vtex_status != READY_FOR_HANDLING and not passed_ready:
+            return _hold(sync, f"VTEX says the order is '{order.vtex_status}', not ready-for-handling; a send waits for the operator.", report)
+    elif sync.action == RuleAction.CANCEL:
+        sent = OrderSync.objects.filter(order=order, binding=sync.binding, action=RuleAction.SEND, status__in=(SyncStatus.SUCCEEDED, SyncStatus.DELIVERED_BY_HAND))
+        if not sent.exists():
+            return _skip(sync, "The order was never delivered to this adapter; nothing to cancel.", report)
+    try:
+        adapter = sync.binding.build_adapter()
+    except Exception as exc:
+        return _fail_or_retry(sync, f"The adapter could not be set up: {redact(exc)}", permanent=False, report=report)
+    attempt = SyncAttempt.objects.create(sync=sync, number=sync.attempts + 1, worker=owner)
+    started = time.monotonic()
+    try:
+        if sync.action == RuleAction.SEND:
+            delivery = adapter.send_order(parsed, raw, sync.idempotency_key)
+        elif sync.action == RuleAction.CANCEL:
+            delivery = adapter.cancel_order(parsed, raw, sync.idempotency_key)
+        else:
+            delivery = adapter.status_changed(parsed, raw, sync.state, sync.idempotency_key)
+    except AdapterError as exc:
+        _complete_attempt(attempt, started, AttemptOutcome.PERMANENT if exc.permanent else AttemptOutcome.TRANSIENT,
+                          error=str(exc), request=exc.request_excerpt, response=exc.response_excerpt)
+        return _fail_or_retry(sync, str(exc), permanent=exc.permanent, report=report, counted=True)
+    except Exception as exc:  # any other exception counts as transient, with its traceback
+        _complete_attempt(attempt, started, AttemptOutcome.TRANSIENT, error=f"{type(exc).__name__}: {exc}", tb=traceback.format_exc())
+        return _fail_or_retry(sync, f"{type(exc).__name__}: {exc}", permanent=False, report=report, counted=True)
+    delivery_reference = str(getattr(delivery, "reference", "") or "")[:200]
+    _complete_attempt(attempt, started, AttemptOutcome.SUCCEEDED, request=getattr(delivery, "request_excerpt", ""),
+                      response=getattr(delivery, "response_excerpt", "") or getattr(delivery, "detail", ""))
+    updated = OrderSync.objects.filter(pk=sync.pk, status=SyncStatus.PENDING).update(
+        status=SyncStatus.SUCCEEDED, attempts=F("attempts") + 1, finished_at=Now(), last_error="", hold_reason="",
+        erp_reference=delivery_reference, next_attempt_at=None)
+    if updated:
+        report.succeeded += 1
+        notify("sync_succeeded", sync=OrderSync.objects.select_related("order", "binding").get(pk=sync.pk))
+
+
+def _complete_attempt(attempt, started, outcome, *, error="", tb="", request="", response=""):
+    SyncAttempt.objects.filter(pk=attempt.pk).update(
+        outcome=outcome, duration_ms=int((time.monotonic() - started) * 1000), error=excerpt(error, 4000),
+        traceback=excerpt(tb, 8000), request_excerpt=excerpt(request, 4000), response_excerpt=excerpt(response, 4000))
+
+
+def _fail_or_retry(sync, error, *, permanent, report, counted=False):
+    """Record a failed attempt: retry on the backoff schedule, or fail for the operator."""
+    error = redact(error)
+    if not counted:
+        SyncAttempt.objects.create(sync=sync, number=sync.attempts + 1, duration_ms=0, error=excerpt(error, 4000),
+                                   outcome=AttemptOutcome.PERMANENT if permanent else AttemptOutcome.TRANSIENT)
+    attempts = sync.attempts + 1
+    pending = OrderSync.objects.filter(pk=sync.pk, status=SyncStatus.PENDING)
+    if permanent or attempts >= settings.SYNC_MAX_ATTEMPTS:
+        why = error if permanent else f"{error} (gave up after {attempts} attempts)"
+        if pending.update(status=SyncStatus.FAILED, attempts=attempts, last_error=why, finished_at=Now(), next_attempt_at=None):
+            report.failed += 1
+            notify("sync_failed", sync=OrderSync.objects.select_related("order", "binding").get(pk=sync.pk), error=why)
+        return
+    wait = delay_after(attempts)
+    if pending.update(attempts=attempts, last_error=error, next_attempt_at=Now() + timedelta(seconds=wait)):
+        report.retrying += 1
+
+
+def _skip(sync, reason, report):
+    SyncAttempt.objects.create(sync=sync, number=sync.attempts + 1, duration_ms=0, outcome=AttemptOutcome.SKIPPED, error=reason)
+    if OrderSync.objects.filter(pk=sync.pk, status=SyncStatus.PENDING).update(status=SyncStatus.SKIPPED, hold_reason=reason, finished_at=Now(), next_attempt_at=None):
+        report.skipped += 1
+
+
+def _hold(sync, reason, report):
+    SyncAttempt.objects.create(sync=sync, number=sync.attempts + 1, duration_ms=0, outcome=AttemptOutcome.HELD, error=reason)
+    if OrderSync.objects.filter(pk=sync.pk, status=SyncStatus.PENDING).update(status=SyncStatus.HELD, hold_reason=reason, next_attempt_at=None):
+        report.held += 1
+
+
+def _postpone(syncs, seconds, reason):
+    OrderSync.objects.filter(pk__in=[s.pk for s in syncs], status=SyncStatus.PENDING).update(
+        next_attempt_at=Now() + timedelta(seconds=seconds), last_error=redact(reason))

@@ -1,0 +1,132 @@
+"""The feed cycle: retrieve, store (one transaction per batch), then commit every handle.
+
+An item is stored before its handle is committed, so from then on our database, not VTEX's
+four-day queue, is the record. If storing fails nothing is committed and VTEX re-delivers
+after the visibility timeout; if the commit fails the next delivery is a duplicate and is
+committed then.
+"""
+import logging
+import time
+from dataclasses import asdict, dataclass
+
+from django.conf import settings
+from django.db.models.functions import Now
+
+from integration import inbox
+from integration.leases import new_owner_id, release_lease, renew_lease, take_lease
+from integration.models import Account
+from integration.redaction import redact
+from integration.vtex import errors
+from integration.vtex.client import VtexClient
+
+log = logging.getLogger(__name__)
+MAXLOT = 10
+
+
+@dataclass
+class CycleSummary:
+    account: str
+    ok: bool = True
+    skipped: str = ""
+    batches: int = 0
+    fetched: int = 0
+    new: int = 0
+    duplicate: int = 0
+    malformed: int = 0
+    committed: int = 0
+    error: str = ""
+    seconds: float = 0.0
+
+    def line(self):
+        if self.skipped:
+            return f"{self.account}: skipped ({self.skipped})"
+        status = "ok" if self.ok else f"error: {self.error}"
+        return (f"{self.account}: {status}; fetched {self.fetched}, new {self.new}, duplicate {self.duplicate}, "
+                f"malformed {self.malformed}, committed {self.committed} in {self.batches} calls, {self.seconds:.1f}s")
+
+
+def run_feed_cycle(account, *, budget=None, owner=None):
+    owner = owner or new_owner_id("feed")
+    budget = settings.FEED_CYCLE_BUDGET if budget is None else budget
+    summary = CycleSummary(account=account.account_name)
+    lease = Account.objects.filter(pk=account.pk)
+    if not take_lease(lease, owner, settings.FEED_LEASE_TTL):
+        summary.skipped = "another feed cycle holds this store's lease"
+        return summary
+    started = time.monotonic()
+    try:
+        client = VtexClient(account)
+        while time.monotonic() - started < budget:
+            if summary.batches and not renew_lease(lease, owner, settings.FEED_LEASE_TTL):
+                summary.ok, summary.error = False, "lost the store's lease (the cycle ran past FEED_LEASE_TTL)"
+                break
+            if not _one_batch(account, client, summary):
+                break
+    except errors.NotFound:
+        summary.ok = False
+        summary.error = "VTEX has no feed configuration for this app key (404): push the feed configuration from the admin"
+    except errors.VtexError as exc:
+        summary.ok, summary.error = False, redact(str(exc))
+    except Exception as exc:  # one store's failure must not stop the others
+        log.exception("feed cycle failed for store=%s", account.account_name)
+        summary.ok, summary.error = False, redact(f"{type(exc).__name__}: {exc}")
+    finally:
+        summary.seconds = time.monotonic() - started
+        release_lease(lease, owner)
+        _record(account, summary)
+    return summary
+
+
+def _one_batch(account, client, summary):
+    """One retrieve-store-commit round. Returns False when the feed is drained."""
+    items = client.retrieve_feed_items(MAXLOT)
+    summary.batches += 1
+    if not items:
+        return False
+    summary.fetched += len(items)
+    incoming = [inbox.parse_feed_item(item) for item in items]
+    try:
+        stored = inbox.store_events(account, incoming)
+    except Exception as exc:
+        # Nothing is committed: VTEX offers these items again after the visibility timeout.
+        raise RuntimeError(f"could not store {len(items)} feed items, none committed: {type(exc).__name__}: {exc}") from exc
+    summary.new += stored.new
+    summary.duplicate += stored.duplicate
+    summary.malformed += stored.malformed
+    if stored.new:
+        from integration.tasks import enqueue_dispatch
+
+        enqueue_dispatch(account.pk)
+    # Every handle is committed: duplicates and events no rule acts on included (VTEX: failing
+    # to commit blocks the feed). Items without a handle cannot be committed, only kept.
+    handles = [e.handle for e in incoming if e.handle]
+    client.commit_handles(handles)
+    summary.committed += len(handles)
+    inbox.mark_committed(account, incoming)
+    return len(items) >= 1
+
+
+def _record(account, summary):
+    fields = {
+        "last_cycle_at": Now(),
+        "last_cycle_ok": summary.ok,
+        "last_cycle_error": summary.error,
+        "last_cycle_summary": {k: v for k, v in asdict(summary).items() if k != "account"},
+    }
+    if summary.skipped:
+        return
+    if summary.ok:
+        Account.objects.filter(pk=account.pk).update(consecutive_cycle_failures=0, **fields)
+        log.info("feed cycle %s", summary.line())
+    else:
+        from django.db.models import F
+
+        Account.objects.filter(pk=account.pk).update(consecutive_cycle_failures=F("consecutive_cycle_failures") + 1, **fields)
+        log.warning("feed cycle %s", summary.line())
+    from integration.plugins.manager import notify
+
+    notify("feed_cycle_finished", account=account, summary=asdict(summary))
+
+
+def feed_accounts():
+    return Account.objects.filter(active=True, intake_mode__in=["feed", "both"])

@@ -1,0 +1,144 @@
+"""The inbox shared by the feed and the hook: parse, deduplicate by change_key, store, route.
+
+Both paths produce the same rows and route them in the transaction that stored them, so an
+event is never stored and then forgotten.
+"""
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone as dt_timezone
+
+from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Now
+
+from integration.models import FeedEvent
+
+_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:?\d{2})?$")
+
+
+def normalize_change_time(value):
+    """One spelling per instant: UTC, seven fractional digits (VTEX's precision), 'Z'.
+
+    The feed and the hook write the same instant with different precision and offsets; the
+    dedupe key must not see two changes there.
+    """
+    text = (value or "").strip()
+    match = _TIME.match(text)
+    if not match:
+        return text
+    day, clock, fraction, offset = match.groups()
+    fraction = (fraction or "")[:7].ljust(7, "0")
+    try:
+        moment = datetime.fromisoformat(f"{day}T{clock}{'' if not offset or offset == 'Z' else offset}")
+    except ValueError:
+        return text
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt_timezone.utc)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{fraction}Z"
+
+
+def make_change_key(account_id, order_id, state, change):
+    return f"{account_id}|{order_id.strip()}|{state.strip().lower()}|{normalize_change_time(change)}"
+
+
+@dataclass
+class IncomingEvent:
+    source: str
+    payload: object
+    order_id: str = ""
+    state: str = ""
+    last_state: str = ""
+    domain: str = ""
+    event_id: str = ""
+    handle: str = ""
+    last_change: str = ""
+    current_change: str = ""
+    error: str = ""
+
+    def change_key(self, account_id):
+        if self.error:
+            digest = hashlib.sha256(json.dumps(self.payload, sort_keys=True, default=str).encode()).hexdigest()
+            return f"{account_id}|malformed|{digest}"
+        return make_change_key(account_id, self.order_id, self.state, self.current_change or self.last_change)
+
+
+FEED_FIELDS = {
+    "eventId": "event_id", "handle": "handle", "domain": "domain", "state": "state",
+    "lastState": "last_state", "orderId": "order_id", "lastChange": "last_change", "currentChange": "current_change",
+}
+
+
+def parse_feed_item(item):
+    """A feed item as an IncomingEvent; never raises. Bad items carry `error` and are kept."""
+    if not isinstance(item, dict):
+        return IncomingEvent(source="feed", payload=item, error=f"Feed item is a {type(item).__name__}, not an object")
+    event = IncomingEvent(source="feed", payload=item)
+    problems = []
+    for key, attr in FEED_FIELDS.items():
+        value = item.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            problems.append(f"{key} is a {type(value).__name__}, not a string")
+            continue
+        setattr(event, attr, value[:64] if attr in ("state", "last_state", "order_id", "domain") else value)
+    for key in ("orderId", "state", "handle"):
+        if not item.get(key) and key not in " ".join(problems):
+            problems.append(f"{key} is missing")
+    if not (event.current_change or event.last_change):
+        problems.append("currentChange and lastChange are missing")
+    if problems:
+        event.error = "Malformed feed item: " + "; ".join(problems)
+    return event
+
+
+@dataclass
+class StoreResult:
+    new: int = 0
+    duplicate: int = 0
+    malformed: int = 0
+    new_event_ids: list = field(default_factory=list)
+
+
+def store_events(account, incoming):
+    """Store a batch in one transaction, deduplicated by change_key, and route the new ones."""
+    from integration.routing import route_events
+
+    by_key = {}
+    for event in incoming:
+        by_key.setdefault(event.change_key(account.pk), event)
+    keys = list(by_key)
+    result = StoreResult()
+    with transaction.atomic():
+        existing = set(FeedEvent.objects.filter(change_key__in=keys).values_list("change_key", flat=True))
+        rows = [
+            FeedEvent(
+                account=account, change_key=key, event_id=e.event_id, handle=e.handle, domain=e.domain,
+                state=e.state, last_state=e.last_state, order_id=e.order_id, last_change=e.last_change,
+                current_change=e.current_change, source=e.source, payload=e.payload, error=e.error,
+                # A malformed item has nothing to route; mark it done so the sweeper leaves it.
+                routed_at=Now() if e.error else None,
+            )
+            for key, e in by_key.items()
+            if key not in existing
+        ]
+        # ignore_conflicts: a hook delivery of the same change may commit between our read and write.
+        FeedEvent.objects.bulk_create(rows, ignore_conflicts=True)
+        inserted = list(FeedEvent.objects.filter(change_key__in=[r.change_key for r in rows], routed_at__isnull=True))
+        duplicates_of = [k for k in keys if k in existing]
+        repeats = len(incoming) - len(keys)
+        if duplicates_of:
+            FeedEvent.objects.filter(change_key__in=duplicates_of).update(duplicates=F("duplicates") + 1)
+        route_events(account, inserted)
+    result.new = len(rows)
+    result.duplicate = len(duplicates_of) + repeats
+    result.malformed = sum(1 for r in rows if r.error)
+    result.new_event_ids = [e.pk for e in inserted]
+    return result
+
+
+def mark_committed(account, incoming):
+    keys = [e.change_key(account.pk) for e in incoming]
+    FeedEvent.objects.filter(change_key__in=keys, committed_at__isnull=True).update(committed_at=Now())

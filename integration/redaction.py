@@ -1,0 +1,72 @@
+"""Keep secrets out of logs, attempt excerpts and error messages.
+
+Every secret the hub decrypts is remembered here (in memory, per process), and `redact()`
+replaces it wherever it shows up, together with header values that are secret by name.
+"""
+import logging
+import re
+import threading
+
+REDACTED = "[redacted]"
+_lock = threading.Lock()
+_known_secrets: set[str] = set()
+_MIN_SECRET_LENGTH = 6  # shorter values would redact ordinary words
+
+SECRET_NAME_PATTERN = r"(?:authorization|x-vtex-api-apptoken|apptoken|app_token|token|password|secret|signature|api[-_]?key|x-hub-signature[-\w]*)"
+_HEADER_LINE = re.compile(rf"(?im)^(\s*{SECRET_NAME_PATTERN}\s*:\s*)(.+)$")
+_JSON_PAIR = re.compile(rf"(?i)(\"[\w-]*{SECRET_NAME_PATTERN}[\w-]*\"\s*:\s*)\"((?:[^\"\\]|\\.)*)\"")
+_PY_PAIR = re.compile(rf"(?i)('[\w-]*{SECRET_NAME_PATTERN}[\w-]*'\s*:\s*)'((?:[^'\\]|\\.)*)'")
+
+
+def register_secret(value):
+    if isinstance(value, str) and len(value) >= _MIN_SECRET_LENGTH:
+        with _lock:
+            _known_secrets.add(value)
+
+
+def is_secret_name(name):
+    return re.fullmatch(rf"(?i)[\w-]*{SECRET_NAME_PATTERN}[\w-]*", name or "") is not None
+
+
+def redact(text):
+    if text is None:
+        return text
+    text = str(text)
+    with _lock:
+        secrets = sorted(_known_secrets, key=len, reverse=True)
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    text = _HEADER_LINE.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _JSON_PAIR.sub(lambda m: m.group(1) + f'"{REDACTED}"', text)
+    text = _PY_PAIR.sub(lambda m: m.group(1) + f"'{REDACTED}'", text)
+    return text
+
+
+def redact_headers(headers):
+    return {k: (REDACTED if is_secret_name(k) else redact(v)) for k, v in dict(headers or {}).items()}
+
+
+def excerpt(text, limit=2000):
+    """A bounded, redacted excerpt for the operator."""
+    if text is None:
+        return ""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    text = redact(text)
+    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more characters]"
+
+
+class RedactingFilter(logging.Filter):
+    def filter(self, record):
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string must not lose the log line
+            message = str(record.msg)
+        cleaned = redact(message)
+        if cleaned != message or record.args:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True

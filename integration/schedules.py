@@ -1,0 +1,16 @@
+"""The django-q2 schedules the hub needs, created idempotently at migrate time."""
+
+SCHEDULES = [
+    # (name, func, minutes)
+    ("vtexhub: feed cycle", "integration.tasks.run_feed_cycles", 1),
+    ("vtexhub: dispatch due syncs", "integration.tasks.dispatch_all_due", 1),
+]
+
+
+def ensure_schedules(**kwargs):
+    from django_q.models import Schedule
+
+    for name, func, minutes in SCHEDULES:
+        Schedule.objects.update_or_create(
+            name=name, defaults={"func": func, "schedule_type": Schedule.MINUTES, "minutes": minutes, "repeats": -1},
+        )

@@ -1,0 +1,213 @@
+"""Settings, all read from the environment. See the README's configuration table."""
+import base64
+import hashlib
+import sys
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from integration.env import env_bool, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("HUB_VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = env_bool("DEBUG", False)
+TESTING = "pytest" in sys.modules or env_bool("HUB_TESTING", False)
+
+SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY:
+    if DEBUG or TESTING:
+        SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"
+    else:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is false.")
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if (DEBUG or TESTING) else [])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+# Store tokens and adapter secrets are encrypted with Fernet keys kept apart from SECRET_KEY.
+# The first key encrypts; every key decrypts, so a new key can be put first and old rows
+# re-encrypted with `manage.py rotate_secrets` before the old key is dropped.
+HUB_ENCRYPTION_KEYS = env_list("HUB_ENCRYPTION_KEYS")
+if not HUB_ENCRYPTION_KEYS:
+    if DEBUG or TESTING:
+        HUB_ENCRYPTION_KEYS = [base64.urlsafe_b64encode(hashlib.sha256(SECRET_KEY.encode()).digest()).decode()]
+    else:
+        raise ImproperlyConfigured(
+            "HUB_ENCRYPTION_KEYS must be set when DEBUG is false "
+            "(generate one with: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')."
+        )
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_q",
+    "integration",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "integration.urls"
+WSGI_APPLICATION = "integration.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+_default_sqlite = f"sqlite:///{VAR_DIR / 'hub.sqlite3'}"
+DATABASES = {"default": dj_database_url.parse(env_str("DATABASE_URL") or _default_sqlite, conn_max_age=0)}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # IMMEDIATE makes a writer wait for the lock (up to `timeout`) instead of failing at once
+    # with "database is locked"; WAL lets readers work while one writer writes.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": env_int("SQLITE_BUSY_TIMEOUT", 30),
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-hub.sqlite3")}
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Broker and cache -------------------------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- The timeout chain (DESIGN.md): HTTP timeouts < cycle budget < lease TTL < q timeout < q retry.
+VTEX_CONNECT_TIMEOUT = env_float("VTEX_CONNECT_TIMEOUT", 3.05)
+VTEX_READ_TIMEOUT = env_float("VTEX_READ_TIMEOUT", 20)
+ADAPTER_TIMEOUT = env_float("ADAPTER_TIMEOUT", 30)
+FEED_CYCLE_BUDGET = env_float("FEED_CYCLE_BUDGET", 50)
+DISPATCH_BUDGET = env_float("DISPATCH_BUDGET", 50)
+FEED_LEASE_TTL = env_int("FEED_LEASE_TTL", 120)
+SYNC_CLAIM_TTL = env_int("SYNC_CLAIM_TTL", 300)
+Q_TIMEOUT = env_int("Q_TIMEOUT", 360)
+Q_RETRY = env_int("Q_RETRY", 420)
+
+# Retries of our own work live in our rows (next_attempt_at), not in the broker.
+SYNC_BACKOFF_SECONDS = [int(x) for x in env_list("SYNC_BACKOFF_SECONDS", ["60", "300", "900", "3600", "21600"])]
+SYNC_MAX_ATTEMPTS = env_int("SYNC_MAX_ATTEMPTS", 8)
+SYNC_BACKOFF_JITTER = env_float("SYNC_BACKOFF_JITTER", 0.1)
+START_HANDLING_MAX_ATTEMPTS = env_int("START_HANDLING_MAX_ATTEMPTS", 8)
+DISPATCH_BATCH_SIZE = env_int("DISPATCH_BATCH_SIZE", 50)
+DISPATCH_CONCURRENCY = env_int("DISPATCH_CONCURRENCY", 8)
+VTEX_DEFAULT_RETRY_AFTER = env_int("VTEX_DEFAULT_RETRY_AFTER", 60)
+
+Q_CLUSTER = {
+    "name": env_str("Q_CLUSTER_NAME", "vtexhub"),
+    # The work waits on HTTP, not on the CPU: more workers than cores.
+    "workers": env_int("Q_WORKERS", 4),
+    # A task never runs longer than its budget plus one in-flight order; timeout covers that,
+    # and retry > timeout so the ORM broker never hands a running task to a second worker.
+    "timeout": Q_TIMEOUT,
+    "retry": Q_RETRY,
+    # Our rows are the retry queue; a failed task must not be re-run by the broker forever.
+    "max_attempts": 1,
+    "ack_failures": True,
+    # A poller that missed slots while down needs one run, not one per missed minute.
+    "catch_up": False,
+    "save_limit": 250,
+    "poll": 0.5,
+    "label": "Task queue",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+if env_bool("Q_SYNC", False):
+    Q_CLUSTER["sync"] = True
+
+# --- Auth, i18n, static -------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+LOGIN_URL = "admin:login"
+
+# --- Security: secure by default, a TLS-terminating proxy may opt out of what it already does ----
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+if env_bool("USE_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SILENCED_SYSTEM_CHECKS = env_list("SILENCED_SYSTEM_CHECKS")
+if SECURE_HSTS_SECONDS and not SECURE_HSTS_PRELOAD:
+    # Preload is a one-way commitment for the whole domain; it stays the operator's decision.
+    SILENCED_SYSTEM_CHECKS.append("security.W021")
+
+# --- Hub behaviour ----------------------------------------------------------------------------------
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL")
+HUB_DEMO = env_bool("HUB_DEMO", True)
+SANDBOX_URL = env_str("SANDBOX_URL", "http://127.0.0.1:8765")
+
+# --- Logging: one line per event on stdout ---------------------------------------------------------
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "integration.redaction.RedactingFilter"}},
+    "formatters": {"line": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {
+        "stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "line", "filters": ["redact"]},
+    },
+    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
+    "loggers": {
+        "django": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
+        "django_q": {"handlers": ["stdout"], "level": env_str("Q_LOG_LEVEL", "WARNING").upper(), "propagate": False},
+        "urllib3": {"level": "WARNING"},
+    },
+}
+
+# Requests per minute per store and route, shared by every worker (0 or missing = no cap).
+# Get order: VTEX documents 6,000 a minute per account; the others have no published number.
+VTEX_RATE_LIMITS = {
+    "get_order": env_int("VTEX_RATE_GET_ORDER", 6000),
+    "feed_retrieve": env_int("VTEX_RATE_FEED", 3000),
+    "feed_commit": env_int("VTEX_RATE_FEED", 3000),
+    "start_handling": env_int("VTEX_RATE_START_HANDLING", 3000),
+    "*": env_int("VTEX_RATE_OTHER", 600),
+}

@@ -1,0 +1,93 @@
+"""start-handling, called at most once per order and only after every gating adapter accepted it.
+
+The order's start-handling state advances by conditional updates (pending -> claimed -> done,
+conflict or failed), so two workers can never both call it.
+"""
+import logging
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import F
+from django.db.models.functions import Now
+
+from integration.backoff import delay_after
+from integration.models import DELIVERED_STATUSES, Order, OrderSync, RuleAction, StartHandlingState
+from integration.vtex import errors
+
+log = logging.getLogger(__name__)
+QUICK_RETRIES = 2
+
+
+def refresh_eligibility(order):
+    """Make start-handling due once every gating send of the order has been delivered."""
+    gating = OrderSync.objects.filter(order=order, action=RuleAction.SEND, binding__gates_start_handling=True)
+    if not gating.exists() or gating.exclude(status__in=DELIVERED_STATUSES).exists():
+        return False
+    pending = Order.objects.filter(pk=order.pk, start_handling_state=StartHandlingState.PENDING, start_handling_due_at__isnull=True)
+    if not order.account.call_start_handling:
+        pending.update(start_handling_state=StartHandlingState.SKIPPED, start_handling_record="Not called: this store has start-handling switched off.")
+        return False
+    return pending.update(start_handling_due_at=Now()) > 0
+
+
+def _finish(order, state, record, **extra):
+    Order.objects.filter(pk=order.pk, start_handling_state=StartHandlingState.CLAIMED).update(
+        start_handling_state=state, start_handling_record=record[:4000], **extra)
+    log.info("start-handling store=%s order=%s state=%s %s", order.account.account_name, order.order_id, state, record[:200])
+
+
+def _reschedule(order, record, seconds, *, count_attempt=True):
+    attempts = Order.objects.filter(pk=order.pk).values_list("start_handling_attempts", flat=True).first() or 0
+    if count_attempt and attempts >= settings.START_HANDLING_MAX_ATTEMPTS:
+        _finish(order, StartHandlingState.FAILED, f"{record}; gave up after {attempts} attempts")
+        return
+    extra = {} if count_attempt else {"start_handling_attempts": F("start_handling_attempts") - 1}
+    _finish(order, StartHandlingState.PENDING, record, start_handling_due_at=Now() + timedelta(seconds=seconds), **extra)
+
+
+def run_start_handling(order, client):
+    """Call start-handling for `order` if it is due. Returns the new state, or None if not due."""
+    claimed = Order.objects.filter(
+        pk=order.pk, start_handling_state=StartHandlingState.PENDING, start_handling_due_at__lte=Now(), canceled=False,
+    ).update(start_handling_state=StartHandlingState.CLAIMED, start_handling_attempts=F("start_handling_attempts") + 1)
+    if not claimed:
+        return None
+    for quick in range(QUICK_RETRIES + 1):
+        try:
+            client.start_handling(order.order_id)
+        except errors.Conflict as exc:
+            return _record_conflict(order, client, exc)
+        except errors.RateLimited as exc:
+            _reschedule(order, f"VTEX rate limit: {exc}", exc.retry_after, count_attempt=False)
+            return StartHandlingState.PENDING
+        except errors.VtexError as exc:
+            if exc.transient and quick < QUICK_RETRIES:
+                time.sleep(0.3 * (quick + 1))
+                continue
+            if exc.transient:
+                attempts = Order.objects.get(pk=order.pk).start_handling_attempts
+                _reschedule(order, str(exc), delay_after(attempts))
+                return StartHandlingState.PENDING
+            _finish(order, StartHandlingState.FAILED, f"{exc}")
+            return StartHandlingState.FAILED
+        else:
+            _finish(order, StartHandlingState.DONE, "VTEX answered 204: the order moved to start-handling.", start_handling_at=Now())
+            return StartHandlingState.DONE
+    return None
+
+
+def _record_conflict(order, client, exc):
+    """409 OMS003: the order already moved on. Re-read it and say where it is; never retry blindly."""
+    try:
+        status = client.get_order(order.order_id).get("status", "?")
+        Order.objects.filter(pk=order.pk).update(vtex_status=status)
+    except errors.VtexError as read_error:
+        status = f"unknown (re-reading the order failed: {read_error})"
+    code = exc.code or "409"
+    if status in ("start-handling", "handling"):
+        note = "start-handling had already taken effect (an earlier call, or another consumer)"
+    else:
+        note = "the order was not in ready-for-handling"
+    _finish(order, StartHandlingState.CONFLICT, f"VTEX answered 409 {code}; VTEX status now '{status}': {note}.")
+    return StartHandlingState.CONFLICT

@@ -1,0 +1,50 @@
+"""django-q2 task entry points: thin wrappers around the services."""
+import logging
+
+from django.core.cache import cache
+
+from integration.queueing import enqueue
+
+log = logging.getLogger(__name__)
+
+
+def run_feed_cycles():
+    """Scheduled every minute: fan out one task per store that polls its feed."""
+    from integration.feed_cycle import feed_accounts
+
+    ids = list(feed_accounts().values_list("pk", flat=True))
+    for pk in ids:
+        enqueue("integration.tasks.feed_cycle_for_account", pk, task_name=f"feed-cycle-{pk}")
+    return len(ids)
+
+
+def feed_cycle_for_account(account_id):
+    from integration.feed_cycle import run_feed_cycle
+    from integration.models import Account
+
+    account = Account.objects.filter(pk=account_id, active=True).first()
+    if account is None:
+        return "store gone or inactive"
+    return run_feed_cycle(account).line()
+
+
+def enqueue_dispatch(account_id=None):
+    # Intake calls this for every batch; one queued dispatch per store is enough, the rest
+    # would only wait in the queue to find nothing due.
+    if cache.add(f"vtexhub:dispatch-queued:{account_id}", 1, timeout=2):
+        enqueue("integration.tasks.dispatch", account_id)
+
+
+def dispatch(account_id=None):
+    from integration.dispatch import dispatch_due
+
+    return dispatch_due(account_id=account_id).line()
+
+
+def dispatch_all_due():
+    """Scheduled every minute: whatever the broker lost or retries made due."""
+    from integration.routing import sweep_unrouted
+
+    swept = sweep_unrouted()
+    line = dispatch(None)
+    return f"swept {swept} unrouted events; {line}"
