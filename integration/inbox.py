@@ -106,9 +106,11 @@ def store_events(account, incoming):
     """Store a batch in one transaction, deduplicated by change_key, and route the new ones."""
     from integration.routing import route_events
 
-    by_key = {}
+    by_key, seen = {}, {}
     for event in incoming:
-        by_key.setdefault(event.change_key(account.pk), event)
+        key = event.change_key(account.pk)
+        by_key.setdefault(key, event)
+        seen[key] = seen.get(key, 0) + 1
     keys = list(by_key)
     result = StoreResult()
     with transaction.atomic():
@@ -119,7 +121,7 @@ def store_events(account, incoming):
                 state=e.state, last_state=e.last_state, order_id=e.order_id, last_change=e.last_change,
                 current_change=e.current_change, source=e.source, payload=e.payload, error=e.error,
                 # A malformed item has nothing to route; mark it done so the sweeper leaves it.
-                routed_at=Now() if e.error else None,
+                routed_at=Now() if e.error else None, duplicates=seen[key] - 1,
             )
             for key, e in by_key.items()
             if key not in existing
@@ -128,12 +130,11 @@ def store_events(account, incoming):
         FeedEvent.objects.bulk_create(rows, ignore_conflicts=True)
         inserted = list(FeedEvent.objects.filter(change_key__in=[r.change_key for r in rows], routed_at__isnull=True))
         duplicates_of = [k for k in keys if k in existing]
-        repeats = len(incoming) - len(keys)
-        if duplicates_of:
-            FeedEvent.objects.filter(change_key__in=duplicates_of).update(duplicates=F("duplicates") + 1)
+        for times in {seen[k] for k in duplicates_of}:
+            FeedEvent.objects.filter(change_key__in=[k for k in duplicates_of if seen[k] == times]).update(duplicates=F("duplicates") + times)
         route_events(account, inserted)
     result.new = len(rows)
-    result.duplicate = len(duplicates_of) + repeats
+    result.duplicate = len(incoming) - len(rows)
     result.malformed = sum(1 for r in rows if r.error)
     result.new_event_ids = [e.pk for e in inserted]
     return result
