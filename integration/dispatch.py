@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import connection
 from django.db.models import F, Min, Q
 from django.db.models.functions import Now
 
@@ -137,7 +137,6 @@ def process_claimed_order(order_pk, owner):
         log.exception("dispatch of order pk=%s failed unexpectedly", order_pk)
     finally:
         release_lease(Order.objects.filter(pk=order_pk), owner, **ORDER_LEASE)
-        close_old_connections()
     return report
 
 

@@ -31,13 +31,9 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 # re-encrypted with `manage.py rotate_secrets` before the old key is dropped.
 HUB_ENCRYPTION_KEYS = env_list("HUB_ENCRYPTION_KEYS")
 if not HUB_ENCRYPTION_KEYS:
-    if DEBUG or TESTING:
-        HUB_ENCRYPTION_KEYS = [base64.urlsafe_b64encode(hashlib.sha256(SECRET_KEY.encode()).digest()).decode()]
-    else:
-        raise ImproperlyConfigured(
-            "HUB_ENCRYPTION_KEYS must be set when DEBUG is false "
-            "(generate one with: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')."
-        )
+    # Without explicit keys, one is derived from SECRET_KEY; set HUB_ENCRYPTION_KEYS in production
+    # so that SECRET_KEY can be rotated without losing the stored tokens.
+    HUB_ENCRYPTION_KEYS = [base64.urlsafe_b64encode(hashlib.sha256(b"vtexhub-secrets:" + SECRET_KEY.encode()).digest()).decode()]
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -1,0 +1,83 @@
+"""`make run`: the web admin, the task cluster and (in demo mode) the VTEX sandbox, supervised."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from integration.demo import DEMO_ACCOUNT, DEMO_APP_KEY, DEMO_APP_TOKEN, ensure_admin_user, ensure_demo_store
+
+GRACE_SECONDS = 8  # django-q2 can hang on shutdown (STACK-FACTS 1.5): kill what is still up after this
+
+
+class Command(BaseCommand):
+    help = "Run the hub: web admin, qcluster and, in demo mode, the VTEX sandbox. Ctrl-C stops everything."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
+        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+        parser.add_argument("--sandbox-port", type=int, default=int(os.environ.get("SANDBOX_PORT", 8765)))
+
+    def handle(self, *args, port, host, sandbox_port, **options):
+        manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
+        children = []
+        password = ensure_admin_user(password=os.environ.get("HUB_ADMIN_PASSWORD") or None)
+        demo = settings.HUB_DEMO
+        if demo:
+            sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+            store = ensure_demo_store(sandbox_url)
+            if store:
+                self.stdout.write(f"Created the demo store '{store.name}' with a file_drop adapter writing to {settings.VAR_DIR / 'drop'}")
+            children.append(("sandbox", manage + ["vtex_sandbox", "--port", str(sandbox_port), "--account", DEMO_ACCOUNT,
+                                                  "--app-key", DEMO_APP_KEY, "--app-token", DEMO_APP_TOKEN]))
+        children.append(("web", manage + ["runserver", f"{host}:{port}", "--noreload"]))
+        children.append(("qcluster", manage + ["qcluster"]))
+
+        procs = []
+        for name, cmd in children:
+            procs.append((name, subprocess.Popen(cmd, start_new_session=True)))
+            if name == "sandbox":
+                time.sleep(1.0)  # let it bind before the first feed cycle
+        self.stdout.write(self.style.SUCCESS(f"\nVTEX order hub running: admin at http://{host}:{port}/admin/"))
+        if password:
+            self.stdout.write(f"Log in as 'admin' with the password: {password}  (shown once; change it in the admin)")
+        else:
+            self.stdout.write("Log in with your admin user (python manage.py changepassword admin to reset it).")
+        if demo:
+            self.stdout.write("Demo mode: orders from the sandbox appear within two minutes. HUB_DEMO=false turns it off.")
+        self.stdout.write("Ctrl-C stops everything.\n")
+
+        stopping = {"flag": False}
+
+        def stop(signum, frame):
+            stopping["flag"] = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        exit_code = 0
+        while not stopping["flag"]:
+            for name, proc in procs:
+                if proc.poll() is not None:
+                    self.stderr.write(f"{name} exited with code {proc.returncode}; stopping the hub.")
+                    stopping["flag"], exit_code = True, 1
+                    break
+            time.sleep(0.5)
+        self._stop_all(procs)
+        sys.exit(exit_code)
+
+    def _stop_all(self, procs):
+        for name, proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGINT)
+        deadline = time.monotonic() + GRACE_SECONDS
+        for name, proc in procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.stderr.write(f"{name} did not stop within {GRACE_SECONDS}s; killing it.")
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.stdout.write("Stopped.")
