@@ -1,0 +1,14 @@
+import pytest
+from selenium.webdriver.common.by import By
+
+pytestmark = pytest.mark.browser
+
+
+def test_login_reaches_the_admin_index(login, superuser):
+    browser = login("boss", "boss-password-123")
+    assert "Site administration" in browser.find_element(By.TAG_NAME, "body").text
+
+
+def test_admin_pages_require_login(browser):
+    browser.get(browser.base_url + "/admin/integration/account/")
+    assert "/admin/login/" in browser.current_url
