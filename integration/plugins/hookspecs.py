@@ -1,0 +1,39 @@
+"""Every hook a plugin can implement, in one place (datasette style).
+
+Plugins mark their implementations with `from integration.plugins import hookimpl`. The hub
+never calls these hooks as a broadcast: `integration.plugins.manager` calls each plugin's
+implementation on its own, so one plugin's exception never stops another's.
+"""
+import pluggy
+
+PROJECT_NAME = "vtexhub"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def erp_adapters():
+    """Return a list of `integration.plugins.contract.Adapter` subclasses this plugin provides."""
+
+
+@hookspec
+def sync_succeeded(sync):
+    """Observer: an OrderSync row (a Django model instance) was delivered by its adapter."""
+
+
+@hookspec
+def sync_failed(sync, error):
+    """Observer: an OrderSync failed for good (maximum attempts reached, or a permanent error).
+
+    `error` is the (redacted) error message shown to the operator.
+    """
+
+
+@hookspec
+def feed_cycle_finished(account, summary):
+    """Observer: one store's feed cycle ended.
+
+    `account` is the Account model instance; `summary` is a dict with the counts
+    fetched / new / duplicate / committed and `error` (a message, or empty).
+    """
