@@ -1,6 +1,7 @@
 """Settings, all read from the environment. See the README's configuration table."""
 import base64
 import hashlib
+import os
 import sys
 from pathlib import Path
 
@@ -87,7 +88,9 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         "timeout": env_int("SQLITE_BUSY_TIMEOUT", 30),
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-hub.sqlite3")}
+    # A file (not :memory:) so that subprocesses under test share it; one per test run so that
+    # two runs on one machine never write to the same file.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-hub-{os.getpid()}.sqlite3")}
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -118,6 +121,8 @@ SYNC_MAX_ATTEMPTS = env_int("SYNC_MAX_ATTEMPTS", 8)
 SYNC_BACKOFF_JITTER = env_float("SYNC_BACKOFF_JITTER", 0.1)
 START_HANDLING_MAX_ATTEMPTS = env_int("START_HANDLING_MAX_ATTEMPTS", 8)
 DISPATCH_BATCH_SIZE = env_int("DISPATCH_BATCH_SIZE", 50)
+# "Retry all matching this filter" releases that many syncs a minute, so an ERP back from an outage is not flooded.
+RETRY_ALL_PER_MINUTE = env_int("RETRY_ALL_PER_MINUTE", 600)
 DISPATCH_CONCURRENCY = env_int("DISPATCH_CONCURRENCY", 8)
 VTEX_DEFAULT_RETRY_AFTER = env_int("VTEX_DEFAULT_RETRY_AFTER", 60)
 

@@ -1,0 +1,50 @@
+"""A real `qcluster` subprocess runs a feed-cycle task enqueued through the configured broker."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from integration.models import FeedEvent
+from tests.e2e.conftest import APP_KEY, subprocess_database_url
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_qcluster_runs_a_feed_cycle_task_from_the_broker(sandbox, sandbox_store):
+    from django_q.brokers import get_broker
+    from django_q.models import Success
+    from django_q.tasks import async_task
+
+    get_broker().purge_queue()  # leftovers of earlier tests must not keep the cluster busy
+    sandbox.create_orders(APP_KEY, 4)
+    expected_events = sandbox.feed_depth(APP_KEY)
+    task_id = async_task("integration.tasks.feed_cycle_for_account", sandbox_store.pk)
+    env = dict(os.environ, DATABASE_URL=subprocess_database_url(), DEBUG="1", HUB_TESTING="1", Q_WORKERS="2")
+    if settings.REDIS_URL:
+        env["REDIS_URL"] = settings.REDIS_URL
+    cluster = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "qcluster"], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not Success.objects.filter(id=task_id).exists():
+            assert cluster.poll() is None, cluster.stdout.read().decode(errors="replace")[-3000:]
+            time.sleep(0.5)
+        task = Success.objects.filter(id=task_id).first()
+        assert task is not None, "the cluster did not run the task within 60 s"
+        assert "e2estore: ok" in task.result and f"new {expected_events}" in task.result
+        assert FeedEvent.objects.filter(account=sandbox_store).count() == expected_events
+        assert sandbox.feed_depth(APP_KEY) == 0
+    finally:
+        os.killpg(cluster.pid, signal.SIGTERM)
+        try:
+            cluster.wait(10)
+        except subprocess.TimeoutExpired:  # django-q2 can hang on shutdown
+            os.killpg(cluster.pid, signal.SIGKILL)
+            cluster.wait()
