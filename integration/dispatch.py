@@ -199,6 +199,13 @@ def _run_sync(sync, order, parsed, raw, owner, report):
     attempt = SyncAttempt.objects.create(sync=sync, number=sync.attempts + 1, worker=owner)
     started = time.monotonic()
     try:
+        return _call_adapter(adapter, sync, attempt, started, parsed, raw, report)
+    finally:
+        adapter.close()
+
+
+def _call_adapter(adapter, sync, attempt, started, parsed, raw, report):
+    try:
         if sync.action == RuleAction.SEND:
             delivery = adapter.send_order(parsed, raw, sync.idempotency_key)
         elif sync.action == RuleAction.CANCEL:

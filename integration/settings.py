@@ -162,6 +162,7 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
 LOGIN_URL = "admin:login"
 
 # --- Security: secure by default, a TLS-terminating proxy may opt out of what it already does ----
