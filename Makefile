@@ -12,10 +12,16 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-$(STAMP): $(PY) pyproject.toml tests/plugin_packages/hub-sample-adapter/pyproject.toml tests/plugin_packages/hub-broken-adapter/pyproject.toml
+TEST_STAMP := $(VENV)/.installed-test-plugins
+
+$(STAMP): $(PY) pyproject.toml
 	$(PIP) install --quiet -e '.[test]'
-	$(PIP) install --quiet ./tests/plugin_packages/hub-sample-adapter ./tests/plugin_packages/hub-broken-adapter
 	touch $(STAMP)
+
+# The tests install two sample adapter packages (one broken on purpose) to prove entry-point loading.
+$(TEST_STAMP): $(STAMP) tests/plugin_packages/hub-sample-adapter/pyproject.toml tests/plugin_packages/hub-broken-adapter/pyproject.toml
+	$(PIP) install --quiet ./tests/plugin_packages/hub-sample-adapter ./tests/plugin_packages/hub-broken-adapter
+	touch $(TEST_STAMP)
 
 install: $(STAMP)
 
@@ -28,7 +34,7 @@ run: migrate
 	DEBUG=$${DEBUG:-1} $(PY) manage.py runhub --port $(PORT)
 
 ## Run the whole test suite (SQLite unless DATABASE_URL is set; Redis broker when REDIS_URL is set).
-test: install
+test: $(TEST_STAMP)
 	mkdir -p var
 	$(PY) -m pytest $(PYTEST_ARGS)
 

@@ -200,7 +200,7 @@ LOGGING = {
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
         "django": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
-        "django_q": {"handlers": ["stdout"], "level": env_str("Q_LOG_LEVEL", "WARNING").upper(), "propagate": False},
+        "django-q": {"handlers": ["stdout"], "level": env_str("Q_LOG_LEVEL", "INFO").upper(), "propagate": False},
         "urllib3": {"level": "WARNING"},
     },
 }

@@ -24,7 +24,8 @@ class Command(BaseCommand):
     def handle(self, *args, port, host, sandbox_port, **options):
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
         children = []
-        password = ensure_admin_user(password=os.environ.get("HUB_ADMIN_PASSWORD") or None)
+        from_env = os.environ.get("HUB_ADMIN_PASSWORD") or None
+        password = ensure_admin_user(password=from_env)
         demo = settings.HUB_DEMO
         if demo:
             sandbox_url = f"http://127.0.0.1:{sandbox_port}"
@@ -42,7 +43,9 @@ class Command(BaseCommand):
             if name == "sandbox":
                 time.sleep(1.0)  # let it bind before the first feed cycle
         self.stdout.write(self.style.SUCCESS(f"\nVTEX order hub running: admin at http://{host}:{port}/admin/"))
-        if password:
+        if password and from_env:
+            self.stdout.write("Log in as 'admin' with the password from HUB_ADMIN_PASSWORD.")
+        elif password:
             self.stdout.write(f"Log in as 'admin' with the password: {password}  (shown once; change it in the admin)")
         else:
             self.stdout.write("Log in with your admin user (python manage.py changepassword admin to reset it).")
