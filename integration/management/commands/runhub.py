@@ -42,6 +42,10 @@ class Command(BaseCommand):
             procs.append((name, subprocess.Popen(cmd, start_new_session=True)))
             if name == "sandbox":
                 time.sleep(1.0)  # let it bind before the first feed cycle
+        # The schedule fires within a minute; a first cycle now lets a newcomer see orders at once.
+        from integration.queueing import enqueue
+
+        enqueue("integration.tasks.run_feed_cycles")
         self.stdout.write(self.style.SUCCESS(f"\nVTEX order hub running: admin at http://{host}:{port}/admin/"))
         if password and from_env:
             self.stdout.write("Log in as 'admin' with the password from HUB_ADMIN_PASSWORD.")
