@@ -13,6 +13,8 @@ class IntegrationConfig(AppConfig):
 
 
 def _after_migrate(sender, **kwargs):
+    from integration.permissions import ensure_operators_group
     from integration.schedules import ensure_schedules
 
     ensure_schedules()
+    ensure_operators_group()

@@ -4,7 +4,7 @@ from integration.models import EventSource
 from integration.vtex.client import VtexClient
 
 
-def sync_order(account, order_id, client=None):
+def sync_order(account, order_id, client=None, source=EventSource.SYNC_ORDER):
     """Fetch the order and store its current status as an inbox event, routed like any other.
 
     Returns the StoreResult: new == 0 means the hub already had this change.
@@ -12,7 +12,7 @@ def sync_order(account, order_id, client=None):
     client = client or VtexClient(account)
     raw = client.get_order(order_id)
     event = inbox.IncomingEvent(
-        source=EventSource.SYNC_ORDER,
+        source=source,
         payload={"orderId": raw.get("orderId", order_id), "status": raw.get("status"), "lastChange": raw.get("lastChange")},
         order_id=str(raw.get("orderId") or order_id),
         state=str(raw.get("status") or ""),

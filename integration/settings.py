@@ -214,3 +214,41 @@ VTEX_RATE_LIMITS = {
     "start_handling": env_int("VTEX_RATE_START_HANDLING", 3000),
     "*": env_int("VTEX_RATE_OTHER", 600),
 }
+
+# /health/ reports a store unhealthy when its last feed cycle is older than this.
+HEALTH_CYCLE_STALE_SECONDS = env_int("HEALTH_CYCLE_STALE_SECONDS", 300)
+# /metrics: empty means open (scrape it from inside the network); set a token to require
+# "Authorization: Bearer <token>".
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+
+# Retention (a daily job): finished syncs, their attempts, committed events and orders older
+# than RETENTION_DAYS go; customer data inside stored order JSON and attempt excerpts goes after
+# PII_RETENTION_DAYS even when the row stays. Failed and unresolved syncs stay until resolved.
+RETENTION_DAYS = env_int("RETENTION_DAYS", 30)
+PII_RETENTION_DAYS = env_int("PII_RETENTION_DAYS", 30)
+RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 1000)
+
+# Reconciliation (every RECONCILE_EVERY_MINUTES): orders in ready-for-handling created in the last
+# RECONCILE_LOOKBACK_HOURS, and older than RECONCILE_MIN_AGE_SECONDS (VTEX's list lags ~4 min).
+RECONCILE_LOOKBACK_HOURS = env_int("RECONCILE_LOOKBACK_HOURS", 72)
+RECONCILE_MIN_AGE_SECONDS = env_int("RECONCILE_MIN_AGE_SECONDS", 900)
+RECONCILE_EVERY_MINUTES = env_int("RECONCILE_EVERY_MINUTES", 30)
+
+# Alerts: e-mail (Django's EMAIL_* settings) and/or a webhook; thresholds per condition.
+ALERT_EMAILS = env_list("ALERT_EMAILS")
+ALERT_WEBHOOK_URL = env_str("ALERT_WEBHOOK_URL")
+ALERT_CYCLE_FAILURES = env_int("ALERT_CYCLE_FAILURES", 3)
+ALERT_PENDING_AGE_SECONDS = env_int("ALERT_PENDING_AGE_SECONDS", 3600)
+ALERT_HOOK_SILENT_SECONDS = env_int("ALERT_HOOK_SILENT_SECONDS", 6 * 3600)
+ALERT_FEED_BACKLOG_SECONDS = env_int("ALERT_FEED_BACKLOG_SECONDS", 24 * 3600)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "vtexhub@localhost")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+
+# Circuit breaker per adapter binding: after this many transient failures in a row, hold the
+# binding's syncs for BREAKER_OPEN_SECONDS, then let one probe through.
+BREAKER_THRESHOLD = env_int("BREAKER_THRESHOLD", 5)
+BREAKER_OPEN_SECONDS = env_int("BREAKER_OPEN_SECONDS", 60)

@@ -3,6 +3,7 @@ import logging
 
 from django.core.cache import cache
 
+from integration.health import flush_response_counts
 from integration.queueing import enqueue
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,10 @@ def feed_cycle_for_account(account_id):
     account = Account.objects.filter(pk=account_id, active=True).first()
     if account is None:
         return "store gone or inactive"
-    return run_feed_cycle(account).line()
+    try:
+        return run_feed_cycle(account).line()
+    finally:
+        flush_response_counts()
 
 
 def enqueue_dispatch(account_id=None):
@@ -38,7 +42,10 @@ def enqueue_dispatch(account_id=None):
 def dispatch(account_id=None):
     from integration.dispatch import dispatch_due
 
-    return dispatch_due(account_id=account_id).line()
+    try:
+        return dispatch_due(account_id=account_id).line()
+    finally:
+        flush_response_counts()
 
 
 def dispatch_all_due():
@@ -48,3 +55,27 @@ def dispatch_all_due():
     swept = sweep_unrouted()
     line = dispatch(None)
     return f"swept {swept} unrouted events; {line}"
+
+
+def reconcile():
+    from integration.reconciliation import reconcile_all
+
+    try:
+        return "; ".join(r.line() for r in reconcile_all())
+    finally:
+        flush_response_counts()
+
+
+def prune():
+    from integration.retention import prune as prune_now
+
+    return prune_now().line()
+
+
+def check_alerts():
+    from integration.alerts import check_alerts as check
+
+    try:
+        check()
+    finally:
+        flush_response_counts()

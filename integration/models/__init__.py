@@ -7,3 +7,4 @@ from integration.models.orders import (  # noqa: F401
     DELIVERED_STATUSES, AttemptOutcome, FailedSync, HeldSync, Order, OrderSync, StartHandlingState,
     SyncAttempt, SyncStatus,
 )
+from integration.models.operations import Alert, AlertKind, VtexResponseCount  # noqa: F401,E402

@@ -39,6 +39,12 @@ class Account(models.Model):
     last_cycle_summary = models.JSONField(default=dict, blank=True, editable=False)
     consecutive_cycle_failures = models.PositiveIntegerField(default=0, editable=False)
     last_hook_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # VTEX's own backlog for this app key's feed, from *get feed configuration*.
+    feed_backlog_quantity = models.IntegerField(null=True, blank=True, editable=False)
+    feed_backlog_age = models.FloatField(null=True, blank=True, editable=False, help_text="Seconds; age of the oldest message in VTEX's feed.")
+    feed_backlog_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_reconcile_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_reconcile_report = models.JSONField(default=dict, blank=True, editable=False)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -20,6 +20,10 @@ class AdapterBinding(models.Model):
     settings = models.JSONField(default=dict, blank=True)
     secret_settings_ciphertext = models.TextField(default="", blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Circuit breaker: after BREAKER_THRESHOLD transient failures in a row the ERP is not called
+    # until breaker_open_until; then one probe decides whether it closes.
+    breaker_failures = models.PositiveIntegerField(default=0, editable=False)
+    breaker_open_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     secret_settings = encrypted_property("secret_settings_ciphertext", is_json=True)
 

@@ -8,6 +8,7 @@ class EventSource(models.TextChoices):
     FEED = "feed", "Feed"
     HOOK = "hook", "Hook"
     SYNC_ORDER = "manual", "Brought in by id"
+    RECONCILE = "reconcile", "Found by reconciliation"
 
 
 class FeedEvent(models.Model):

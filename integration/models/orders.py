@@ -35,10 +35,15 @@ class Order(models.Model):
     start_handling_attempts = models.PositiveIntegerField(default=0)
     start_handling_at = models.DateTimeField(null=True, blank=True)
     start_handling_record = models.TextField(blank=True, default="")
+    pii_scrubbed_at = models.DateTimeField(null=True, blank=True, editable=False, help_text="When customer data was removed from the snapshot.")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["account", "order_id"], name="uniq_order")]
-        indexes = [models.Index(fields=["start_handling_state", "start_handling_due_at"], name="order_sh_due")]
+        indexes = [
+            models.Index(fields=["start_handling_state", "start_handling_due_at"], name="order_sh_due"),
+            # The admin's exact search by order id, whatever the store (the unique key leads with the store).
+            models.Index(fields=["order_id"], name="order_order_id"),
+        ]
         ordering = ["-created_at"]
 
     def __str__(self):
@@ -84,6 +89,8 @@ class OrderSync(models.Model):
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="sync_due"),
             models.Index(fields=["status", "updated_at"], name="sync_status_updated"),
+            # The failed and held sync lists: one status, newest first.
+            models.Index(fields=["status", "created_at"], name="sync_status_created"),
         ]
         ordering = ["-created_at", "-id"]
         verbose_name = "order sync"

@@ -37,3 +37,13 @@ def feed_cycle_finished(account, summary):
     `account` is the Account model instance; `summary` is a dict with the counts
     fetched / new / duplicate / committed and `error` (a message, or empty).
     """
+
+
+@hookspec
+def alert_changed(alert, recovered):
+    """Observer: an alert episode opened (`recovered` False) or ended (`recovered` True).
+
+    `alert` is the Alert model instance (kind, store, message, opened_at, resolved_at). Each
+    episode is announced once when it opens and once when it recovers; the built-in channels
+    (e-mail, webhook) implement this hook, and a plugin can add its own (chat, paging).
+    """

@@ -27,7 +27,7 @@ logger = logging.getLogger("integration.plugins")
 
 ENTRY_POINT_GROUP = "erp_plugins"
 DISABLE_ENV = "HUB_DISABLE_PLUGINS"
-BUILTIN_PLUGINS = ("erp_plugins.webhook", "erp_plugins.file_drop")
+BUILTIN_PLUGINS = ("erp_plugins.webhook", "erp_plugins.file_drop", "integration.alert_channels")
 ADAPTER_KEY_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 
 

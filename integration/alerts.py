@@ -1,0 +1,108 @@
+"""Alerts: conditions an operations lead must hear about, each announced once per episode.
+
+An episode opens when a condition starts to hold (one open Alert row per kind and subject,
+guarded by a partial unique constraint) and is announced through the `alert_changed` observer
+hook; when the condition clears, the episode closes and its recovery is announced.
+"""
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Min
+from django.utils import timezone
+
+from integration.models import Account, Alert, AlertKind, OrderSync, SyncStatus
+from integration.plugins.manager import notify
+
+log = logging.getLogger(__name__)
+
+
+def open_alert(kind, subject, message, account=None):
+    """Open an episode unless one is open already. Returns the new Alert, or None."""
+    if Alert.objects.filter(kind=kind, subject=subject, resolved_at__isnull=True).exists():
+        return None
+    try:
+        with transaction.atomic():
+            alert = Alert.objects.create(kind=kind, subject=subject, message=message[:2000], account=account)
+    except IntegrityError:  # another worker opened it a moment ago
+        return None
+    log.warning("alert opened: %s %s: %s", kind, subject, message)
+    notify("alert_changed", alert=alert, recovered=False)
+    return alert
+
+
+def close_alert(kind, subject, message=""):
+    alert = Alert.objects.filter(kind=kind, subject=subject, resolved_at__isnull=True).first()
+    if alert is None:
+        return None
+    if not Alert.objects.filter(pk=alert.pk, resolved_at__isnull=True).update(resolved_at=timezone.now(), recovery_message=message[:2000]):
+        return None
+    alert.refresh_from_db()
+    log.info("alert recovered: %s %s", kind, subject)
+    notify("alert_changed", alert=alert, recovered=True)
+    return alert
+
+
+def set_condition(kind, subject, holds, message, account=None, recovery=""):
+    if holds:
+        return open_alert(kind, subject, message, account)
+    return close_alert(kind, subject, recovery)
+
+
+def evaluate_cycle_failures(account):
+    n = settings.ALERT_CYCLE_FAILURES
+    failures = Account.objects.filter(pk=account.pk).values_list("consecutive_cycle_failures", flat=True).first() or 0
+    set_condition(AlertKind.CYCLE_FAILING, account.account_name, failures >= n,
+                  f"The feed cycle of {account.name} failed {failures} times in a row: {account.last_cycle_error or 'see the store page'}",
+                  account, "The feed cycle succeeds again.")
+
+
+def evaluate_all(now=None):
+    """The periodic check of every condition that is not driven by an event."""
+    now = now or timezone.now()
+    for account in Account.objects.filter(active=True):
+        evaluate_cycle_failures(account)
+        oldest = (OrderSync.objects.filter(order__account=account, status=SyncStatus.PENDING)
+                  .aggregate(m=Min("created_at"))["m"])
+        age = (now - oldest).total_seconds() if oldest else 0
+        set_condition(AlertKind.PENDING_TOO_OLD, account.account_name, age > settings.ALERT_PENDING_AGE_SECONDS,
+                      f"{account.name}: the oldest pending sync is {int(age // 60)} minutes old.", account,
+                      "No pending sync is older than the threshold any more.")
+        if account.intake_mode in ("hook", "both"):
+            since = account.last_hook_at or account.created_at
+            silent = (now - since).total_seconds()
+            set_condition(AlertKind.HOOK_SILENT, account.account_name, silent > settings.ALERT_HOOK_SILENT_SECONDS,
+                          f"{account.name}: no hook notification for {int(silent // 60)} minutes (VTEX deletes a hook silent for 3 days).",
+                          account, "Hook notifications arrive again.")
+        backlog_age = account.feed_backlog_age
+        if backlog_age is not None:
+            set_condition(AlertKind.FEED_BACKLOG, account.account_name, backlog_age > settings.ALERT_FEED_BACKLOG_SECONDS,
+                          f"{account.name}: the oldest message in VTEX's feed is {int(backlog_age // 60)} minutes old.",
+                          account, "VTEX's feed backlog is back under the threshold.")
+    from integration.models import AdapterBinding
+
+    for binding in AdapterBinding.objects.select_related("account"):
+        set_condition(AlertKind.BREAKER_OPEN, f"binding-{binding.pk}", binding.breaker_open_until is not None and binding.breaker_open_until > now,
+                      f"{binding}: the circuit breaker is open after repeated failures; its syncs are held.", binding.account,
+                      "The adapter answers again; the circuit breaker closed.")
+
+
+def refresh_feed_backlogs():
+    """Ask VTEX for each store's feed backlog (get feed configuration, never retrieve)."""
+    from integration.vtex.client import VtexClient
+    from integration.vtex.errors import VtexError
+
+    for account in Account.objects.filter(active=True, intake_mode__in=["feed", "both"]):
+        try:
+            config = VtexClient(account).get_feed_configuration()
+        except VtexError as exc:
+            log.info("feed backlog of %s unknown: %s", account.account_name, exc)
+            continue
+        Account.objects.filter(pk=account.pk).update(
+            feed_backlog_quantity=config["quantity"], feed_backlog_age=config["oldest_message_age"], feed_backlog_checked_at=timezone.now())
+
+
+def check_alerts():
+    refresh_feed_backlogs()
+    evaluate_all()

@@ -1,0 +1,47 @@
+"""A circuit breaker per adapter binding.
+
+When an ERP fails every call, stop calling it for a while and hold its syncs (they keep their
+attempts) instead of burning each sync's retries; then let one probe through and close the
+breaker when it answers. State lives on the binding row, changed by conditional updates, so
+every worker on every machine sees the same breaker.
+"""
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import F, Q
+from django.db.models.functions import Now
+from django.utils import timezone
+
+from integration.models import AdapterBinding
+
+
+def seconds_to_wait(binding):
+    """0 when a call may go out now; otherwise how long this sync should wait.
+
+    A half-open breaker (failures over the threshold, open period over) lets exactly one caller
+    through: the one whose conditional update takes the probe.
+    """
+    row = AdapterBinding.objects.filter(pk=binding.pk).values("breaker_failures", "breaker_open_until").first()
+    if row is None or row["breaker_failures"] < settings.BREAKER_THRESHOLD:
+        return 0
+    if row["breaker_open_until"] and row["breaker_open_until"] > timezone.now():
+        return max(1, int((row["breaker_open_until"] - timezone.now()).total_seconds()))
+    probe = AdapterBinding.objects.filter(Q(breaker_open_until__isnull=True) | Q(breaker_open_until__lte=Now()), pk=binding.pk)
+    if probe.update(breaker_open_until=Now() + timedelta(seconds=settings.BREAKER_OPEN_SECONDS)):
+        return 0
+    return settings.BREAKER_OPEN_SECONDS
+
+
+def record_failure(binding):
+    AdapterBinding.objects.filter(pk=binding.pk).update(breaker_failures=F("breaker_failures") + 1)
+    AdapterBinding.objects.filter(pk=binding.pk, breaker_failures__gte=settings.BREAKER_THRESHOLD).update(
+        breaker_open_until=Now() + timedelta(seconds=settings.BREAKER_OPEN_SECONDS))
+
+
+def record_success(binding):
+    AdapterBinding.objects.filter(pk=binding.pk).exclude(breaker_failures=0, breaker_open_until__isnull=True).update(
+        breaker_failures=0, breaker_open_until=None)
+
+
+def is_open(binding):
+    return binding.breaker_failures >= settings.BREAKER_THRESHOLD and binding.breaker_open_until is not None and binding.breaker_open_until > timezone.now()

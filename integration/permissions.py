@@ -1,0 +1,15 @@
+"""The Operators group keeps view access to every model, including ones added after the
+migration that created the group (run after every migrate)."""
+
+OPERATORS = "Operators"
+VIEW_APPS = ("integration", "django_q")
+CHANGE_MODELS = ("ordersync", "failedsync", "heldsync", "order")
+
+
+def ensure_operators_group():
+    from django.contrib.auth.models import Group, Permission
+
+    group, _ = Group.objects.get_or_create(name=OPERATORS)
+    view = Permission.objects.filter(content_type__app_label__in=VIEW_APPS, codename__startswith="view_")
+    change = Permission.objects.filter(content_type__app_label="integration", codename__in=[f"change_{m}" for m in CHANGE_MODELS])
+    group.permissions.add(*view, *change)

@@ -1,0 +1,1 @@
+from tests.recording import bindings, feed, inline_dispatch, oms, recorder  # noqa: F401
