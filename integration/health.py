@@ -107,7 +107,11 @@ def flush_response_counts():
     from integration.models import VtexResponseCount
     from integration.vtex.client import take_response_counts
 
-    for (account_id, route, code), n in take_response_counts().items():
+    counts = take_response_counts()
+    existing = set(Account.objects.filter(pk__in={k[0] for k in counts}).values_list("pk", flat=True))
+    for (account_id, route, code), n in counts.items():
+        if account_id not in existing:  # the store was deleted meanwhile
+            continue
         counter = VtexResponseCount.objects.filter(account_id=account_id, route=route, code=code)
         if counter.update(count=F("count") + n):
             continue

@@ -3,6 +3,14 @@ import pytest
 from integration.models import Account
 
 
+@pytest.fixture(autouse=True)
+def fresh_process_counters():
+    """VTEX response counts are kept per process until a task flushes them: start each test clean."""
+    from integration.vtex.client import take_response_counts
+
+    take_response_counts()
+
+
 @pytest.fixture
 def make_account(db):
     def make(**kw):
