@@ -60,6 +60,11 @@ def login(browser):
         browser.find_element(By.NAME, "username").send_keys(username)
         browser.find_element(By.NAME, "password").send_keys(password)
         browser.find_element(By.CSS_SELECTOR, "input[type=submit], button[type=submit]").click()
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        # The click returns before the next page has loaded: wait for the redirect (or the error).
+        WebDriverWait(browser, 10).until(
+            lambda d: "/admin/login" not in d.current_url or d.find_elements(By.CSS_SELECTOR, ".errornote"))
         assert "/admin/login" not in browser.current_url, "login failed"
         return browser
 
