@@ -2,8 +2,8 @@
 
 View permission on every model of this app and of django_q; change permission on syncs (all,
 failed, held) and orders, which is what the admin's actions require. No add, change or delete
-permission on stores (Account) or adapter bindings. Running the migration again, or after a
-later one added models, only adds what is missing.
+permission on stores (Account) or adapter bindings. Models added by later migrations get their
+view permission from `integration.permissions.ensure_operators_group`, run after every migrate.
 """
 from django.contrib.auth.management import create_permissions
 from django.db import migrations

