@@ -34,6 +34,14 @@ class AccountAdmin(admin.ModelAdmin):
     inlines = [FeedConfigurationInline, RoutingRuleInline, AdapterBindingInline]
     readonly_fields = ["last_cycle_at", "last_cycle_ok", "last_cycle_error", "last_cycle_summary", "last_hook_at"]
 
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        # The token is write-only: a user who may not change stores gets no field for it at all
+        # (a read-only field would render the decrypted value).
+        if not self.has_change_permission(request, obj):
+            fields = [f for f in fields if f != "app_token"]
+        return fields
+
     @admin.display(description="last feed cycle")
     def last_cycle(self, obj):
         if obj.last_cycle_at is None:

@@ -164,9 +164,6 @@ def test_an_operator_cannot_get_at_store_credentials(browser, login, store, oper
     assert browser.find_element(By.ID, "retry-matching")
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "integration/admin/stores.py (not this change's file) shows the decrypted token, read-only, to users who may "
-    "only view a store. See tests/admin/test_admin_permissions.py::test_an_operator_viewing_a_store_sees_no_token."))
 @pytest.mark.django_db(transaction=True)
 def test_an_operator_viewing_a_store_sees_no_token(browser, login, store, operator):
     login("olga", "olga-password-123")
