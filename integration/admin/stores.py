@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.utils.html import format_html
 
 from integration.admin.forms import AccountForm
+from integration.admin.hook_actions import last_hook, register_hook, remove_hook
 from integration.models import Account, AdapterBinding, FeedConfiguration, RoutingRule
 
 
@@ -28,7 +29,8 @@ class AdapterBindingInline(admin.TabularInline):
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
     form = AccountForm
-    list_display = ["name", "account_name", "active", "paused", "intake_mode", "last_cycle"]
+    list_display = ["name", "account_name", "active", "paused", "intake_mode", "last_cycle", last_hook]
+    actions = [register_hook, remove_hook]
     list_filter = ["active", "paused", "intake_mode"]
     search_fields = ["name", "account_name", "app_key"]
     inlines = [FeedConfigurationInline, RoutingRuleInline, AdapterBindingInline]
