@@ -266,7 +266,8 @@ def _touch_last_hook(account):
 
     Not in the storing transaction and not on every request: on PostgreSQL an UPDATE of the
     store's row holds its row lock until commit, which serialised every concurrent notification
-    of a store (measured: 28 req/s instead of several hundred); on SQLite it is one more write.
+    of a store (measured with 8 clients: 28 req/s with it, 82 without); on SQLite it is one more
+    write.
     """
     last = account.last_hook_at
     if last is None or timezone.now() - last >= LAST_HOOK_RESOLUTION:
