@@ -32,11 +32,11 @@ def normalize_change_time(value):
     fraction = (fraction or "")[:7].ljust(7, "0")
     try:
         moment = datetime.fromisoformat(f"{day}T{clock}{'' if not offset or offset == 'Z' else offset}")
-    except ValueError:
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(dt_timezone.utc)
+    except (ValueError, OverflowError):  # e.g. year 1 with a positive offset: keep the text as given
         return text
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(dt_timezone.utc)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{fraction}Z"
+    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}.{fraction}Z"
 
 
 def make_change_key(account_id, order_id, state, change):

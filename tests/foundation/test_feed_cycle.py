@@ -184,3 +184,12 @@ def test_key_rotation_keeps_old_secrets_readable(account):
     new_key = Fernet.generate_key().decode()
     with override_settings(HUB_ENCRYPTION_KEYS=[new_key, *settings.HUB_ENCRYPTION_KEYS]):
         assert Account.objects.get(pk=account.pk).app_token == "test-app-token-SECRET-123"
+
+
+@pytest.mark.parametrize("change", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-05:00", "not a date", ""])
+def test_an_absurd_change_time_is_kept_not_a_batch_breaker(account, vtex, change):
+    feed = FakeFeed(vtex)
+    feed.add(feed_item("1-01", change=change, handle="odd"), feed_item("2-01"))
+    summary = run_feed_cycle(account)
+    assert summary.ok and summary.committed == 2
+    assert FeedEvent.objects.count() == 2
