@@ -164,7 +164,7 @@ def coerce_setting(setting, value):
 
 
 class Adapter:
-    """Base class of every ERP/WMS adapter. See docs/plugins.md."""
+    """Base class of every ERP/WMS adapter. See "Writing an adapter plugin" in the README."""
 
     key: ClassVar[str]
     label: ClassVar[str]
