@@ -426,18 +426,3 @@ class OrderAdmin(admin.ModelAdmin):
             "order_page": order_url(result.order.pk) if result and result.order else "",
         }
         return TemplateResponse(request, "admin/integration/sync_order_form.html", context)
-
-
-@admin.register(AdapterBinding)
-class AdapterBindingAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "adapter_key", "enabled", "gates_start_handling"]
-    list_filter = ["enabled", "adapter_key"]
-    list_select_related = ["account"]
-    exclude = ["secret_settings_ciphertext"]
-
-    def get_exclude(self, request, obj=None):
-        # Adapter settings (endpoints, paths) are for those who may change them; operators only view.
-        exclude = list(super().get_exclude(request, obj) or [])
-        if not self.has_change_permission(request, obj):
-            exclude.append("settings")
-        return exclude
