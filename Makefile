@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: run test test-fast bench install migrate check clean
+.PHONY: run test test-fast bench scale-out install migrate check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ run: migrate
 test: $(TEST_STAMP)
 	mkdir -p var
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## Scale-out check (docs/deployment.md): two qclusters (Redis broker, 3 workers each) on a fresh PostgreSQL
+## database deliver 1,000 sandbox orders exactly once. Needs PostgreSQL at HUB_FAULTS_PG_URL
+## (default postgres://postgres@127.0.0.1:5432/postgres) and redis-server on PATH.
+scale-out: $(STAMP)
+	$(PY) scripts/scale_out.py $(SCALE_OUT_ARGS)
 
 bench: migrate
 	DEBUG=$${DEBUG:-1} $(PY) manage.py benchmark

@@ -72,9 +72,30 @@ def run_feed_cycle(account, *, budget=None, owner=None):
         summary.ok, summary.error = False, redact(f"{type(exc).__name__}: {exc}")
     finally:
         summary.seconds = time.monotonic() - started
-        release_lease(lease, owner)
-        _record(account, summary)
+        _release_and_record(lease, owner, account, summary)
     return summary
+
+
+def _release_and_record(lease, owner, account, summary):
+    """Release the lease and record the outcome, even when the database is what failed.
+
+    A PostgreSQL restart cuts every connection: the cycle fails on its broken one, and so would
+    these last writes. Retry them once on a new connection; if the database is still away, say
+    so in the log (the lease then expires by itself after FEED_LEASE_TTL).
+    """
+    from django.db import DatabaseError, connection
+
+    for retry in (False, True):
+        try:
+            release_lease(lease, owner)
+            _record(account, summary)
+            return
+        except DatabaseError as exc:
+            if retry:
+                log.warning("feed cycle %s (not recorded, the database is unavailable: %s)", summary.line(), redact(str(exc)))
+                return
+            connection.close()
+            time.sleep(1.0)
 
 
 def _one_batch(account, client, summary):

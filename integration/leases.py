@@ -25,3 +25,12 @@ def renew_lease(queryset, owner, ttl, *, owner_field="lease_owner", until_field=
 
 def release_lease(queryset, owner, *, owner_field="lease_owner", until_field="lease_until"):
     queryset.filter(**{owner_field: owner}).update(**{owner_field: "", until_field: None})
+
+
+def clear_expired(queryset, *, owner_field="lease_owner", until_field="lease_until"):
+    """Forget leases whose holder died without releasing them (killed, or its database went
+    away). An expired lease is already free for the next taker; clearing it also frees rows that
+    nobody will take again (an order whose work was done before its worker died) and keeps the
+    admin from naming a dead worker as the holder. Returns how many were cleared."""
+    return queryset.exclude(**{owner_field: ""}).filter(**{f"{until_field}__lt": Now()}).update(
+        **{owner_field: "", until_field: None})

@@ -8,7 +8,7 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef, Q
 from django.db.models.functions import Now
 
 from integration.backoff import delay_after
@@ -75,6 +75,37 @@ def run_start_handling(order, client):
             _finish(order, StartHandlingState.DONE, "VTEX answered 204: the order moved to start-handling.", start_handling_at=Now())
             return StartHandlingState.DONE
     return None
+
+
+def recover_interrupted():
+    """start-handling left CLAIMED by a worker that died before recording VTEX's answer.
+
+    The dispatcher holds the order's claim for as long as it works on the order, so CLAIMED with
+    the claim expired (or gone) means nobody will finish it. Make it due again: if the lost call
+    took effect, VTEX answers the next one with 409 and the conflict path records that it had
+    already taken effect; VTEX itself never moves an order to start-handling twice.
+    """
+    return Order.objects.filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=Now()),
+                                start_handling_state=StartHandlingState.CLAIMED).update(
+        start_handling_state=StartHandlingState.PENDING, start_handling_due_at=Now(),
+        start_handling_record="The worker calling start-handling stopped before VTEX's answer was recorded; calling it again.")
+
+
+def make_stranded_due(limit=500):
+    """Orders whose gating sends were all delivered but whose start-handling never became due.
+
+    The dispatcher records a delivery, then calls refresh_eligibility; a worker that died (or
+    lost its database) between the two leaves an order with nothing due that nothing would ever
+    look at again. Only unclaimed orders are looked at, so a live worker is never raced.
+    """
+    gating = OrderSync.objects.filter(order=OuterRef("pk"), action=RuleAction.SEND, binding__gates_start_handling=True)
+    stranded = (
+        Order.objects.filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=Now()),
+                             start_handling_state=StartHandlingState.PENDING, start_handling_due_at__isnull=True, canceled=False)
+        .filter(Exists(gating)).exclude(Exists(gating.exclude(status__in=DELIVERED_STATUSES)))
+        .select_related("account").order_by("pk")[:limit]
+    )
+    return sum(1 for order in stranded if refresh_eligibility(order))
 
 
 def _record_conflict(order, client, exc):
