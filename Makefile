@@ -38,7 +38,7 @@ test: $(TEST_STAMP)
 	mkdir -p var
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-## Scale-out check (docs/deployment.md): two qclusters (Redis broker, 3 workers each) on a fresh PostgreSQL
+## Scale-out check (README, "Deployment"): two qclusters (Redis broker, 3 workers each) on a fresh PostgreSQL
 ## database deliver 1,000 sandbox orders exactly once. Needs PostgreSQL at HUB_FAULTS_PG_URL
 ## (default postgres://postgres@127.0.0.1:5432/postgres) and redis-server on PATH.
 scale-out: $(STAMP)
