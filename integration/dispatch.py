@@ -78,9 +78,11 @@ def _lease_free():
 
 def claim_due_orders(owner, limit, account_id=None):
     syncs = due_syncs().filter(Q(order__claimed_until__isnull=True) | Q(order__claimed_until__lt=Now()))
+    # Not a canceled order: run_start_handling never calls it for one, and claiming it anyway
+    # took a slot of every batch, forever, once its gating sends were all delivered.
     start_handling = Order.objects.filter(
         _lease_free(), start_handling_state=StartHandlingState.PENDING, start_handling_due_at__lte=Now(),
-        account__active=True, account__paused=False,
+        canceled=False, account__active=True, account__paused=False,
     )
     if account_id is not None:
         syncs = syncs.filter(order__account_id=account_id)
@@ -111,12 +113,17 @@ def dispatch_batch(*, owner=None, limit=None, account_id=None, concurrency=None)
         syncs[sync.order_id].append(sync)
 
     def work(pk):
-        return process_claimed_order(pk, owner, order=orders.get(pk), syncs=syncs.get(pk, []))
+        return process_claimed_order(pk, owner, order=orders.get(pk), syncs=syncs.get(pk, []), release=False)
 
-    if concurrency <= 1 or len(order_ids) == 1:
-        reports = [work(pk) for pk in order_ids]
-    else:
-        reports = _in_threads(work, order_ids, min(concurrency, len(order_ids)))
+    try:
+        if concurrency <= 1 or len(order_ids) == 1:
+            reports = [work(pk) for pk in order_ids]
+        else:
+            reports = _in_threads(work, order_ids, min(concurrency, len(order_ids)))
+    finally:
+        # One update releases the batch (an order done early stays claimed until then: nothing of
+        # it is due, and a new event for it waits at most the rest of the batch).
+        release_lease(Order.objects.filter(pk__in=order_ids), owner, **ORDER_LEASE)
     for r in reports:
         report.add(r)
     return report
@@ -158,14 +165,15 @@ def _in_threads(func, items, threads):
     return results
 
 
-def process_claimed_order(order_pk, owner, *, order=None, syncs=None):
+def process_claimed_order(order_pk, owner, *, order=None, syncs=None, release=True):
     report = DispatchReport(orders=1)
     try:
         _process(order_pk, owner, report, order=order, syncs=syncs)
     except Exception:  # one order's surprise must not take the batch down
         log.exception("dispatch of order pk=%s failed unexpectedly", order_pk)
     finally:
-        release_lease(Order.objects.filter(pk=order_pk), owner, **ORDER_LEASE)
+        if release:
+            release_lease(Order.objects.filter(pk=order_pk), owner, **ORDER_LEASE)
     return report
 
 
@@ -179,6 +187,7 @@ def _process(order_pk, owner, report, *, order=None, syncs=None):
     syncs = [s for s in syncs if s.binding.adapter_key in installed]
     syncs.sort(key=lambda s: (ACTION_ORDER.get(s.action, 9), s.pk))
     client = VtexClient(account)
+    claimed = False
     if syncs:
         try:
             raw = client.get_order(order.order_id)
@@ -206,8 +215,8 @@ def _process(order_pk, owner, report, *, order=None, syncs=None):
             return
         for sync in syncs:
             _run_sync(sync, order, parsed, raw, owner, report)
-        refresh_eligibility(order)
-    outcome = run_start_handling(order, client)
+        claimed = refresh_eligibility(order, claim=True) == StartHandlingState.CLAIMED
+    outcome = run_start_handling(order, client, claimed=claimed)
     if outcome:
         report.start_handling[outcome] = report.start_handling.get(outcome, 0) + 1
 

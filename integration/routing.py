@@ -8,42 +8,64 @@ from integration.vtex.statuses import CANCELED_STATES
 
 
 def route_events(account, events):
-    """Create the syncs the store's rules ask for. Runs inside the storing transaction."""
+    """Create the syncs the store's rules ask for. Runs inside the storing transaction.
+
+    A batch costs a fixed handful of queries (orders created and read together, syncs created
+    in one insert), not a few per event.
+    """
     if not events:
         return 0
     rules = defaultdict(set)
     for state, action in account.rules.values_list("state", "action"):
         rules[state].add(action)
     bindings = [b for b in account.bindings.filter(enabled=True)]
-    created = 0
+    takes = {action: [b for b in bindings if b.takes(action)] for action in (RuleAction.SEND, RuleAction.CANCEL, RuleAction.STATUS)}
     # A cancellation first: a send must never be routed for an order known to be canceled,
     # even when the two events come in one batch in the wrong order.
-    for event in sorted(events, key=lambda e: (e.state not in CANCELED_STATES, e.current_change or e.last_change)):
-        actions = rules.get(event.state, set())
-        if not actions and event.state not in CANCELED_STATES:
-            continue
-        order, _ = Order.objects.get_or_create(account=account, order_id=event.order_id)
-        if event.state in CANCELED_STATES and not order.canceled:
-            Order.objects.filter(pk=order.pk).update(canceled=True)
-            order.canceled = True
+    ordered = sorted(events, key=lambda e: (e.state not in CANCELED_STATES, e.current_change or e.last_change))
+    relevant = [e for e in ordered if rules.get(e.state) or e.state in CANCELED_STATES]
+    if relevant:
+        order_ids = list(dict.fromkeys(e.order_id for e in relevant))
+        # The unique (account, order id) constraint makes creating a known order a no-op.
+        Order.objects.bulk_create([Order(account=account, order_id=oid) for oid in order_ids], ignore_conflicts=True)
+        orders = {o.order_id: o for o in Order.objects.filter(account=account, order_id__in=order_ids)}
+        newly_canceled = []
+        for event in relevant:
+            order = orders[event.order_id]
+            if event.state in CANCELED_STATES and not order.canceled:
+                order.canceled = True
+                newly_canceled.append(order.pk)
+        if newly_canceled:
+            Order.objects.filter(pk__in=newly_canceled).update(canceled=True)
+        # Which bindings each order was sent to, for the cancel actions (sends routed in this
+        # batch do not count: a cancel sorts before them, as it did event by event).
+        cancel_orders = {orders[e.order_id].pk for e in relevant if RuleAction.CANCEL in rules.get(e.state, ())}
+        sent_to = defaultdict(set)
+        if cancel_orders:
+            for order_pk, binding_pk in OrderSync.objects.filter(order_id__in=cancel_orders, action=RuleAction.SEND).values_list("order_id", "binding_id"):
+                sent_to[order_pk].add(binding_pk)
         new_syncs = []
-        if RuleAction.SEND in actions and not order.canceled:
-            new_syncs += [OrderSync(order=order, binding=b, action=RuleAction.SEND, next_attempt_at=Now()) for b in bindings if b.takes(RuleAction.SEND)]
-        if RuleAction.CANCEL in actions:
-            sent_to = set(order.syncs.filter(action=RuleAction.SEND).values_list("binding_id", flat=True))
-            new_syncs += [
-                OrderSync(order=order, binding=b, action=RuleAction.CANCEL, next_attempt_at=Now())
-                for b in bindings if b.pk in sent_to and b.takes(RuleAction.CANCEL)
-            ]
-        if RuleAction.STATUS in actions:
-            new_syncs += [
-                OrderSync(order=order, binding=b, action=RuleAction.STATUS, state=event.state, next_attempt_at=Now())
-                for b in bindings if b.takes(RuleAction.STATUS)
-            ]
+        for event in relevant:
+            actions = rules.get(event.state, set())
+            order = orders[event.order_id]
+            if RuleAction.SEND in actions and not order.canceled:
+                new_syncs += [OrderSync(order=order, binding=b, action=RuleAction.SEND, next_attempt_at=Now()) for b in takes[RuleAction.SEND]]
+            if RuleAction.CANCEL in actions:
+                new_syncs += [
+                    OrderSync(order=order, binding=b, action=RuleAction.CANCEL, next_attempt_at=Now())
+                    for b in takes[RuleAction.CANCEL] if b.pk in sent_to[order.pk]
+                ]
+            if RuleAction.STATUS in actions:
+                new_syncs += [
+                    OrderSync(order=order, binding=b, action=RuleAction.STATUS, state=event.state, next_attempt_at=Now())
+                    for b in takes[RuleAction.STATUS]
+                ]
         if new_syncs:
             # The unique (order, action, binding, state) constraint makes a duplicate create nothing.
             OrderSync.objects.bulk_create(new_syncs, ignore_conflicts=True)
-            created += len(new_syncs)
+        created = len(new_syncs)
+    else:
+        created = 0
     FeedEvent.objects.filter(pk__in=[e.pk for e in events]).update(routed_at=Now())
     return created
 

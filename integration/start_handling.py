@@ -19,15 +19,24 @@ log = logging.getLogger(__name__)
 QUICK_RETRIES = 2
 
 
-def refresh_eligibility(order):
-    """Make start-handling due once every gating send of the order has been delivered."""
+def refresh_eligibility(order, *, claim=False):
+    """Make start-handling due once every gating send of the order has been delivered.
+
+    Returns True when it became due now. With ``claim`` (the dispatcher, which calls it right
+    after) it is made due and claimed in one conditional update, and CLAIMED is returned then.
+    """
     gating = OrderSync.objects.filter(order=order, action=RuleAction.SEND, binding__gates_start_handling=True)
-    if not gating.exists() or gating.exclude(status__in=DELIVERED_STATUSES).exists():
+    statuses = set(gating.values_list("status", flat=True))  # one query, not two
+    if not statuses or not statuses <= set(DELIVERED_STATUSES):
         return False
     pending = Order.objects.filter(pk=order.pk, start_handling_state=StartHandlingState.PENDING, start_handling_due_at__isnull=True)
     if not order.account.call_start_handling:
         pending.update(start_handling_state=StartHandlingState.SKIPPED, start_handling_record="Not called: this store has start-handling switched off.")
         return False
+    if claim and pending.filter(canceled=False).update(
+            start_handling_due_at=Now(), start_handling_state=StartHandlingState.CLAIMED,
+            start_handling_attempts=F("start_handling_attempts") + 1):
+        return StartHandlingState.CLAIMED
     return pending.update(start_handling_due_at=Now()) > 0
 
 
@@ -46,11 +55,14 @@ def _reschedule(order, record, seconds, *, count_attempt=True):
     _finish(order, StartHandlingState.PENDING, record, start_handling_due_at=Now() + timedelta(seconds=seconds), **extra)
 
 
-def run_start_handling(order, client):
-    """Call start-handling for `order` if it is due. Returns the new state, or None if not due."""
-    claimed = Order.objects.filter(
-        pk=order.pk, start_handling_state=StartHandlingState.PENDING, start_handling_due_at__lte=Now(), canceled=False,
-    ).update(start_handling_state=StartHandlingState.CLAIMED, start_handling_attempts=F("start_handling_attempts") + 1)
+def run_start_handling(order, client, *, claimed=False):
+    """Call start-handling for `order` if it is due. Returns the new state, or None if not due.
+
+    ``claimed``: the caller already claimed it (``refresh_eligibility(order, claim=True)``)."""
+    if not claimed:
+        claimed = Order.objects.filter(
+            pk=order.pk, start_handling_state=StartHandlingState.PENDING, start_handling_due_at__lte=Now(), canceled=False,
+        ).update(start_handling_state=StartHandlingState.CLAIMED, start_handling_attempts=F("start_handling_attempts") + 1)
     if not claimed:
         return None
     for quick in range(QUICK_RETRIES + 1):

@@ -49,7 +49,12 @@ def feed_cycle_for_account(account_id):
     if account is None:
         return "store gone or inactive"
     try:
-        return run_feed_cycle(account).line()
+        summary = run_feed_cycle(account)
+        if summary.ok and not summary.skipped and not summary.drained:
+            # The time budget ran out with the feed still full (a backlog): the next cycle starts
+            # now instead of at the next minute of the schedule.
+            enqueue_feed_cycle(account_id)
+        return summary.line()
     finally:
         flush_response_counts()
 

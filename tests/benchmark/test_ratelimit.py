@@ -1,0 +1,143 @@
+"""The per-store, per-route cap spreads calls: threads of one process, processes of one host (no
+Redis), and Redis. A low cap (600 a minute: 10 at once, then one every 61/590 s) keeps it short.
+
+Each check is the property that bounds any 60-second window by the cap: call j comes at least
+(j - i) intervals minus the burst after call i."""
+import json
+import math
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from integration import ratelimit
+
+ROOT = Path(__file__).resolve().parents[2]
+CAP = 600
+INTERVAL, TOLERANCE = ratelimit.spacing(CAP)
+BURST = CAP // 60
+SLACK = 0.03  # seconds of timer and scheduling noise
+
+
+@pytest.fixture
+def low_cap(settings, tmp_path):
+    settings.VTEX_RATE_LIMITS = {"get_order": CAP, "*": 0}
+    settings.VAR_DIR = tmp_path
+    settings.REDIS_URL = ""
+    _reset()
+    yield tmp_path
+    _reset()
+
+
+def _reset():
+    for fd in ratelimit._files.values():
+        os.close(fd)
+    ratelimit._files.clear()
+    ratelimit._schedule.clear()
+    ratelimit._redis = None
+
+
+def _calls_from_threads(n_threads, per_thread, store=1):
+    stamps, lock = [], threading.Lock()
+
+    def run():
+        for _ in range(per_thread):
+            ratelimit.wait_for_slot(store, "get_order")
+            with lock:
+                stamps.append(time.time())
+
+    threads = [threading.Thread(target=run) for _ in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sorted(stamps)
+
+
+def assert_spread(stamps):
+    assert len(stamps) > BURST
+    for i in range(len(stamps)):
+        for j in range(i + 1, len(stamps)):
+            assert stamps[j] - stamps[i] >= (j - i) * INTERVAL - TOLERANCE - INTERVAL - SLACK, (i, j, stamps[j] - stamps[i])
+    # The burst goes at once; everything after it is paced.
+    assert stamps[-1] - stamps[0] >= (len(stamps) - BURST) * INTERVAL - SLACK
+
+
+def test_spacing_never_lets_a_minute_hold_more_than_the_cap():
+    for cap in (1, 2, 30, 59, 60, 61, 100, 600, 3000, 6000):
+        interval, tolerance = ratelimit.spacing(cap)
+        burst = round(tolerance / interval) + 1
+        # A burst at once, then one call per interval: the most a window of 60 s (plus a second
+        # of lateness) can hold.
+        most = burst + math.ceil((60 + ratelimit.JITTER_SECONDS) / interval - 1e-9) - 1
+        assert most <= cap, (cap, most)
+        assert most >= 0.9 * cap - 2, (cap, most)  # and not needlessly slow
+
+
+def test_threads_of_one_process_share_the_cap(low_cap):
+    stamps = _calls_from_threads(n_threads=6, per_thread=5)
+    assert_spread(stamps)
+
+
+def test_unlimited_routes_never_wait(low_cap):
+    started = time.monotonic()
+    for _ in range(50):
+        assert ratelimit.wait_for_slot(1, "feed_commit") == 0.0
+    assert time.monotonic() - started < 1.0
+
+
+def test_each_store_and_route_has_its_own_schedule(low_cap, settings):
+    settings.VTEX_RATE_LIMITS = {"get_order": CAP, "start_handling": CAP, "*": 0}
+    waits = [ratelimit.wait_for_slot(store, route) for store in (1, 2) for route in ("get_order", "start_handling") for _ in range(BURST)]
+    assert waits == [0.0] * len(waits)  # four full bursts, none waited for another's
+
+
+_CHILD = """
+import json, os, sys, time
+import django
+django.setup()
+from integration import ratelimit
+start, n = float(sys.argv[1]), int(sys.argv[2])
+time.sleep(max(0.0, start - time.time()))
+stamps = []
+for _ in range(n):
+    ratelimit.wait_for_slot(1, "get_order")
+    stamps.append(time.time())
+print(json.dumps(stamps))
+"""
+
+
+def test_processes_of_one_host_share_the_cap_without_redis(low_cap):
+    """A qcluster runs several worker processes: each counting on its own let the host go over."""
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+    env.update(HUB_VAR_DIR=str(low_cap), VTEX_RATE_GET_ORDER=str(CAP), DJANGO_SETTINGS_MODULE="integration.settings",
+               HUB_TESTING="1", PYTHONPATH=str(ROOT))
+    start = time.time() + 4.0  # every child starts calling at the same moment
+    children = [subprocess.Popen([sys.executable, "-c", _CHILD, repr(start), "8"], cwd=ROOT, env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    stamps = []
+    for child in children:
+        out, err = child.communicate(timeout=60)
+        assert child.returncode == 0, err[-2000:]
+        stamps += json.loads(out.strip().splitlines()[-1])
+    stamps.sort()
+    assert stamps[0] >= start - SLACK
+    assert_spread(stamps)
+
+
+def test_redis_shares_the_cap(low_cap, settings):
+    redis = pytest.importorskip("redis")
+    url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/15"
+    try:
+        redis.Redis.from_url(url, socket_timeout=1).ping()
+    except redis.RedisError:
+        pytest.skip(f"no Redis at {url}")
+    settings.REDIS_URL = url
+    store = 900000 + os.getpid()  # a key no other run uses
+    redis.Redis.from_url(url).delete(f"vtexhub:rl:{store}:get_order")
+    stamps = _calls_from_threads(n_threads=6, per_thread=5, store=store)
+    assert_spread(stamps)
