@@ -16,7 +16,7 @@ from django.db.models.functions import Now
 from integration.models import (
     DELIVERED_STATUSES, Order, OrderSync, RuleAction, StartHandlingState, SyncStatus,
 )
-from integration.start_handling import refresh_eligibility
+from integration.pipeline.start_handling import refresh_eligibility
 from integration.tasks import enqueue_dispatch
 
 # What an operator may retry or resolve; succeeded, skipped and resolved syncs are final.
@@ -223,7 +223,7 @@ def sync_order_now(account, order_id):
 
     VTEX errors (`integration.vtex.errors.VtexError`) propagate for the caller to show.
     """
-    from integration.backfill import sync_order
+    from integration.pipeline.sync_order import sync_order
 
     order_id = order_id.strip()
     result = sync_order(account, order_id)

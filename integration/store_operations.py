@@ -182,7 +182,7 @@ def resume_store(account):
 def reconcile_now(account):
     """Reconcile one store now (in this request): list VTEX's ready-for-handling orders and bring in
     any the hub has no event for. The report is kept on the store."""
-    from integration.reconciliation import reconcile_account
+    from integration.pipeline.reconciliation import reconcile_account
 
     try:
         report = reconcile_account(account)

@@ -11,7 +11,7 @@ log = logging.getLogger(__name__)
 
 def run_feed_cycles():
     """Scheduled every minute: fan out one task per store that polls its feed."""
-    from integration.feed_cycle import feed_accounts
+    from integration.pipeline.feed_cycle import feed_accounts
 
     ids = list(feed_accounts().values_list("pk", flat=True))
     for pk in ids:
@@ -42,7 +42,7 @@ def enqueue_feed_cycle(account_id):
 
 
 def feed_cycle_for_account(account_id):
-    from integration.feed_cycle import run_feed_cycle
+    from integration.pipeline.feed_cycle import run_feed_cycle
     from integration.models import Account
 
     account = Account.objects.filter(pk=account_id, active=True).first()
@@ -74,7 +74,7 @@ def enqueue_dispatch(account_id=None):
 
 
 def dispatch(account_id=None):
-    from integration.dispatch import dispatch_due
+    from integration.pipeline.dispatch import dispatch_due
 
     try:
         return dispatch_due(account_id=account_id).line()
@@ -84,7 +84,7 @@ def dispatch(account_id=None):
 
 def dispatch_all_due():
     """Scheduled every minute: whatever the broker lost or retries made due."""
-    from integration.routing import sweep_unrouted
+    from integration.pipeline.routing import sweep_unrouted
 
     recovered = recover_stale_work()
     swept = sweep_unrouted()
@@ -105,9 +105,9 @@ def recover_stale_work():
     from django.conf import settings
     from django.db.models.functions import Now
 
-    from integration.leases import clear_expired
+    from integration.pipeline.leases import clear_expired
     from integration.models import Account, AttemptOutcome, Order, SyncAttempt
-    from integration.start_handling import make_stranded_due, recover_interrupted
+    from integration.pipeline.start_handling import make_stranded_due, recover_interrupted
 
     start_handling = recover_interrupted()  # before the claims are cleared: it looks for expired ones
     start_handling += make_stranded_due()
@@ -124,7 +124,7 @@ def recover_stale_work():
 
 
 def reconcile():
-    from integration.reconciliation import reconcile_all
+    from integration.pipeline.reconciliation import reconcile_all
 
     try:
         return "; ".join(r.line() for r in reconcile_all())

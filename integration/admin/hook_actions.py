@@ -9,7 +9,7 @@ from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.html import format_html
 
-from integration.hooks import registration
+from integration.vtex_push import registration
 from integration.models import IntakeMode
 
 STALE_AFTER = timedelta(days=2)  # VTEX removes a hook after three days without notifications

@@ -7,7 +7,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from integration import operations
-from integration.dispatch import dispatch_due
+from integration.pipeline.dispatch import dispatch_due
 from integration.models import (
     EventSource, FeedEvent, Order, OrderSync, StartHandlingState, SyncAttempt, SyncStatus,
 )

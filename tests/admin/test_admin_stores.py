@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from integration import store_operations as ops
-from integration.dispatch import due_syncs
+from integration.pipeline.dispatch import due_syncs
 from integration.models import Account, Alert, AlertKind, FeedEvent, OrderSync, RoutingRule, SyncStatus
 from tests.admin.conftest import make_binding, make_hub_order, make_sync
 from tests.fake_feed import BASE

@@ -133,7 +133,7 @@ def test_check_connection_calls_the_adapter(admin_client, account):
 
 
 def test_pause_holds_the_bindings_syncs_and_resume_releases_them(admin_client, account, binding, monkeypatch):
-    from integration.dispatch import due_syncs
+    from integration.pipeline.dispatch import due_syncs
 
     dispatched = []
     monkeypatch.setattr("integration.tasks.enqueue_dispatch", lambda account_id=None: dispatched.append(account_id))

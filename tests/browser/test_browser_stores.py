@@ -10,8 +10,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from integration.dispatch import dispatch_due
-from integration.feed_cycle import run_feed_cycle
+from integration.pipeline.dispatch import dispatch_due
+from integration.pipeline.feed_cycle import run_feed_cycle
 from integration.models import Account, AdapterBinding, OrderSync, SyncStatus
 from integration.sandbox import LoopbackERP, Sandbox, SandboxServer
 

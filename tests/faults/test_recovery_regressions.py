@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from integration import tasks
-from integration.feed_cycle import run_feed_cycle
+from integration.pipeline.feed_cycle import run_feed_cycle
 from integration.models import (
     Account, AdapterBinding, AttemptOutcome, Order, OrderSync, StartHandlingState, SyncAttempt, SyncStatus,
 )

@@ -3,7 +3,7 @@ from django.db import DatabaseError
 from django.test import override_settings
 
 from integration.crypto import SecretDecryptionError
-from integration.feed_cycle import run_feed_cycle
+from integration.pipeline.feed_cycle import run_feed_cycle
 from integration.models import Account, FeedEvent
 from tests.fake_feed import BASE, FakeFeed, feed_item
 

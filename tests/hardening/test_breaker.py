@@ -3,8 +3,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from integration.dispatch import dispatch_due
-from integration.feed_cycle import run_feed_cycle
+from integration.pipeline.dispatch import dispatch_due
+from integration.pipeline.feed_cycle import run_feed_cycle
 from integration.models import AdapterBinding, OrderSync, SyncStatus
 from integration.plugins.contract import TransientError
 from tests.fake_feed import feed_item

@@ -7,7 +7,8 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 from django.utils import timezone
 
-from integration import alerts, reconciliation, retention
+from integration import alerts, retention
+from integration.pipeline import reconciliation
 from integration.models import (
     Account, AdapterBinding, Alert, AlertKind, EventSource, FeedEvent, Order, OrderSync, SyncAttempt, SyncStatus,
 )
@@ -97,7 +98,7 @@ def test_reconciliation_brings_in_orders_the_feed_lost(account, bindings, vtex, 
     assert "f_status=ready-for-handling" in first and "f_creationDate=creationDate" in first
     account.refresh_from_db()
     assert account.last_reconcile_report["brought_in"] == ["lost-1", "lost-2"]
-    from integration.dispatch import dispatch_due
+    from integration.pipeline.dispatch import dispatch_due
 
     dispatch_due(budget=5)
     assert recorder.count("rec_a") == 2  # the lost orders go through the same path as feed orders
@@ -106,7 +107,7 @@ def test_reconciliation_brings_in_orders_the_feed_lost(account, bindings, vtex, 
 # --- alerts ------------------------------------------------------------------------------------
 @override_settings(ALERT_EMAILS=["ops@example.com"], ALERT_CYCLE_FAILURES=2)
 def test_a_failing_feed_cycle_alerts_once_per_episode_and_recovers(account, vtex, mailoutbox):
-    from integration.feed_cycle import run_feed_cycle
+    from integration.pipeline.feed_cycle import run_feed_cycle
 
     vtex.get(f"{BASE}/api/orders/feed", status=500)
     for _ in range(4):

@@ -3,8 +3,8 @@ import logging
 
 import pytest
 
-from integration.dispatch import dispatch_due
-from integration.feed_cycle import run_feed_cycle
+from integration.pipeline.dispatch import dispatch_due
+from integration.pipeline.feed_cycle import run_feed_cycle
 from integration.models import AdapterBinding, OrderSync, SyncAttempt
 from integration.redaction import RedactingFilter
 from tests.fake_feed import BASE, feed_item

@@ -6,10 +6,10 @@ import pytest
 from django.db import OperationalError
 from django.test import Client, RequestFactory
 
-from integration.feed_cycle import run_feed_cycle
-from integration.hooks import intake
-from integration.hooks.views import vtex_hook
-from integration.inbox import make_change_key
+from integration.pipeline.feed_cycle import run_feed_cycle
+from integration.vtex_push import intake
+from integration.vtex_push.views import vtex_hook
+from integration.pipeline.inbox import make_change_key
 from integration.models import Account, FeedEvent, Order
 from tests.fake_feed import FakeFeed, feed_item
 from tests.hooks.payloads import notification
@@ -338,7 +338,7 @@ def test_database_outage_is_503_so_vtex_retries(post_hook, monkeypatch):
     def down(*args, **kwargs):
         raise OperationalError("could not connect to server")
 
-    monkeypatch.setattr("integration.inbox.store_events", down)
+    monkeypatch.setattr("integration.pipeline.inbox.store_events", down)
     response = post_hook(notification())
     assert response.status_code == 503 and response["Retry-After"] == "30"
 

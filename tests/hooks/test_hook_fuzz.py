@@ -6,7 +6,7 @@ from datetime import datetime
 import pytest
 from hypothesis import HealthCheck, event as note, given, settings, strategies as st
 
-from integration.inbox import make_change_key
+from integration.pipeline.inbox import make_change_key
 from integration.models import FeedEvent
 from tests.hooks.payloads import notification
 

@@ -6,7 +6,7 @@ import responses
 from django.contrib.messages import get_messages
 from django_q.models import Schedule
 
-from integration.hooks.registration import HookReregistrationFailed, register_hook, remove_hook, reregister_hooks
+from integration.vtex_push.registration import HookReregistrationFailed, register_hook, remove_hook, reregister_hooks
 from integration.models import Account, FeedConfiguration
 from integration.schedules import SCHEDULES, ensure_schedules
 from tests.fake_feed import BASE
@@ -178,10 +178,10 @@ def test_reregister_hooks_registers_active_hook_and_both_stores_only(make_accoun
 
 
 def test_the_daily_schedule_exists():
-    assert ("vtexhub: re-register hooks", "integration.hooks.registration.reregister_hooks", 1440) in SCHEDULES
+    assert ("vtexhub: re-register hooks", "integration.vtex_push.registration.reregister_hooks", 1440) in SCHEDULES
     ensure_schedules()
     schedule = Schedule.objects.get(name="vtexhub: re-register hooks")
-    assert schedule.func == "integration.hooks.registration.reregister_hooks" and schedule.minutes == 1440
+    assert schedule.func == "integration.vtex_push.registration.reregister_hooks" and schedule.minutes == 1440
     from django.utils.module_loading import import_string
 
     assert import_string(schedule.func) is reregister_hooks

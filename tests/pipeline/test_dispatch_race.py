@@ -4,8 +4,8 @@ from collections import Counter
 import pytest
 from django.db import connection
 
-from integration.dispatch import dispatch_due
-from integration.feed_cycle import run_feed_cycle
+from integration.pipeline.dispatch import dispatch_due
+from integration.pipeline.feed_cycle import run_feed_cycle
 from integration.models import Order, OrderSync, StartHandlingState, SyncStatus
 from tests.fake_feed import feed_item
 

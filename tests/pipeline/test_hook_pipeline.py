@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from integration.dispatch import dispatch_due
-from integration.feed_cycle import run_feed_cycle
-from integration.hooks.registration import register_hook
+from integration.pipeline.dispatch import dispatch_due
+from integration.pipeline.feed_cycle import run_feed_cycle
+from integration.vtex_push.registration import register_hook
 from integration.models import Account, FeedEvent, Order, OrderSync, StartHandlingState
 from tests.fake_feed import feed_item
 from tests.hooks.payloads import notification

@@ -5,8 +5,8 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from integration.dispatch import dispatch_due
-from integration.feed_cycle import run_feed_cycle
+from integration.pipeline.dispatch import dispatch_due
+from integration.pipeline.feed_cycle import run_feed_cycle
 from integration.models import (
     AdapterBinding, AttemptOutcome, FeedEvent, Order, OrderSync, RoutingRule, StartHandlingState, SyncAttempt, SyncStatus,
 )

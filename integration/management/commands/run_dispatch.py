@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand
 
-from integration.dispatch import dispatch_due
-from integration.routing import sweep_unrouted
+from integration.pipeline.dispatch import dispatch_due
+from integration.pipeline.routing import sweep_unrouted
 
 
 class Command(BaseCommand):

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from integration.dispatch import dispatch_due
-from integration.feed_cycle import feed_accounts, run_feed_cycle
+from integration.pipeline.dispatch import dispatch_due
+from integration.pipeline.feed_cycle import feed_accounts, run_feed_cycle
 from integration.models import Account
 
 

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from integration.backfill import sync_order
-from integration.dispatch import dispatch_due
+from integration.pipeline.sync_order import sync_order
+from integration.pipeline.dispatch import dispatch_due
 from integration.models import Account
 from integration.vtex.errors import VtexError
 

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from integration.backfill import sync_order
+from integration.pipeline.sync_order import sync_order
 from integration.models import Account, EventSource, FeedEvent
 from integration.redaction import redact
 from integration.vtex import errors

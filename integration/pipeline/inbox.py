@@ -104,7 +104,7 @@ class StoreResult:
 
 def store_events(account, incoming):
     """Store a batch in one transaction, deduplicated by change_key, and route the new ones."""
-    from integration.routing import route_events
+    from integration.pipeline.routing import route_events
 
     by_key, seen = {}, {}
     for event in incoming:

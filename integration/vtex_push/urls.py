@@ -5,7 +5,7 @@ never meets APPEND_SLASH (a redirect VTEX will not follow, or a RuntimeError und
 """
 from django.urls import path, re_path
 
-from integration.hooks.views import vtex_hook
+from integration.vtex_push.views import vtex_hook
 
 urlpatterns = [
     path("vtex/<str:account_id>/<str:secret>/", vtex_hook, name="vtex-hook"),

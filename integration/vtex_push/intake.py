@@ -24,9 +24,9 @@ from django.db.models.functions import Now
 from django.utils import timezone
 from django.http.request import RawPostDataException
 
-from integration import inbox
+from integration.pipeline import inbox
 from integration.crypto import SecretDecryptionError
-from integration.inbox import IncomingEvent
+from integration.pipeline.inbox import IncomingEvent
 from integration.models import Account, EventSource
 
 log = logging.getLogger(__name__)

@@ -9,8 +9,8 @@ from django.db import DataError, DatabaseError
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from integration.hooks import intake
-from integration.hooks.intake import HookRejected
+from integration.vtex_push import intake
+from integration.vtex_push.intake import HookRejected
 
 log = logging.getLogger(__name__)
 

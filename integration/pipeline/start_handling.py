@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db.models import Exists, F, OuterRef, Q
 from django.db.models.functions import Now
 
-from integration.backoff import delay_after
+from integration.pipeline.backoff import delay_after
 from integration.models import DELIVERED_STATUSES, Order, OrderSync, RuleAction, StartHandlingState
 from integration.vtex import errors
 

@@ -1,5 +1,5 @@
 """Bring one order in by id (onboarding, backfill, an order the feed lost), through the inbox."""
-from integration import inbox
+from integration.pipeline import inbox
 from integration.models import EventSource
 from integration.vtex.client import VtexClient
 

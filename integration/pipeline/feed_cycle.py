@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass
 from django.conf import settings
 from django.db.models.functions import Now
 
-from integration import inbox
-from integration.leases import new_owner_id, release_lease, renew_lease, take_lease
+from integration.pipeline import inbox
+from integration.pipeline.leases import new_owner_id, release_lease, renew_lease, take_lease
 from integration.models import Account
 from integration.redaction import redact
 from integration.vtex import errors

@@ -18,9 +18,9 @@ from django.db.models import F, Min, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from integration import breaker
-from integration.backoff import delay_after
-from integration.leases import new_owner_id, release_lease, take_lease
+from integration.pipeline import breaker
+from integration.pipeline.backoff import delay_after
+from integration.pipeline.leases import new_owner_id, release_lease, take_lease
 from integration.models import (
     AttemptOutcome, Order, OrderSync, RuleAction, StartHandlingState, SyncAttempt, SyncStatus,
 )
@@ -28,7 +28,7 @@ from integration.plugins.contract import AdapterError
 from integration.plugins.manager import get_registry, notify
 from integration.plugins.parsed_order import InvalidOrder, parse_order
 from integration.redaction import excerpt, redact
-from integration.start_handling import refresh_eligibility, run_start_handling
+from integration.pipeline.start_handling import refresh_eligibility, run_start_handling
 from integration.vtex import errors
 from integration.vtex.client import VtexClient
 from integration.vtex.statuses import READY_FOR_HANDLING

@@ -1,0 +1,6 @@
+"""The pipeline: one module per stage of an order's way through the hub.
+
+feed_cycle (retrieve, store, commit) and VTEX push intake feed the inbox; the inbox stores events and
+routes them into syncs; dispatch claims due syncs and delivers them to adapters; start_handling tells
+VTEX once every gating adapter accepted the order. leases, backoff and breaker are the stages' tools.
+"""
