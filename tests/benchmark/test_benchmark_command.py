@@ -1,4 +1,4 @@
-"""`manage.py benchmark` runs end to end on a tiny workload and prints sane figures (never speed)."""
+"""`python -m hub_bench` (`make bench`) runs end to end on a tiny workload and prints sane figures (never speed)."""
 import json
 import os
 import subprocess
@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_benchmark_command_runs_end_to_end(tmp_path):
     out = tmp_path / "figures.json"
-    cmd = [sys.executable, str(ROOT / "manage.py"), "benchmark", "--orders", "20", "--naive-orders", "5", "--quick",
+    cmd = [sys.executable, "-m", "hub_bench", "--orders", "20", "--naive-orders", "5", "--quick",
            "--json", str(out)]
     database_url, redis_url = os.environ.get("DATABASE_URL", ""), os.environ.get("REDIS_URL", "")
     if database_url.startswith(("postgres://", "postgresql://")):
