@@ -5,7 +5,6 @@ A development tool of the source checkout (not part of the hub's wheel); it need
 
 - ``cli``: the command line and the printed report.
 - ``hub_setup``: run in the hub's environment (Django set up): migrate, create the store and its binding.
-
 - ``procs``: CPU time and memory of a process tree, read from /proc.
 - ``servers``: the sandbox and the ERP as processes of their own, with light control endpoints.
 - ``naive``: the sequential consumer a team writes by hand (the baseline).

@@ -60,8 +60,9 @@ def run_benchmark(opts, stdout=sys.stdout, stderr=sys.stderr):
         stdout.flush()
 
     quick = opts["quick"]
-    orders = opts["orders"] or (200 if quick else 2000)
-    naive_orders = opts["naive_orders"] or (20 if quick else 300)
+    # `is None`, not `or`: an explicit 0 is refused below instead of meaning "the default".
+    orders = opts["orders"] if opts["orders"] is not None else (200 if quick else 2000)
+    naive_orders = opts["naive_orders"] if opts["naive_orders"] is not None else (20 if quick else 300)
     steady_rate = opts["steady_rate"] or (5.0 if quick else 10.0)
     steady_seconds = opts["steady_seconds"] if opts["steady_seconds"] is not None else (6.0 if quick else 60.0)
     if opts["skip_steady"]:

@@ -52,3 +52,11 @@ def test_benchmark_command_runs_end_to_end(tmp_path):
     assert 0 < steady["p50"] <= steady["p95"] <= steady["max"]
     assert run["memory"]["peak_pss_sum_mb"] > 0 and run["memory"]["processes_seen"] >= 3
     assert run["caps"]["get_order"] > 0 and run["sandbox"]["max_per_minute"]["get_order"] <= run["caps"]["get_order"]
+
+
+def test_benchmark_refuses_bad_options_before_starting_anything():
+    done = subprocess.run([sys.executable, "-m", "hub_bench", "--orders", "0"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip() == "hub_bench: error: --orders, --naive-orders and --workers must be positive"
+    assert done.stdout == ""
