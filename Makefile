@@ -44,8 +44,10 @@ test: $(TEST_STAMP)
 scale-out: $(STAMP)
 	$(PY) scripts/scale_out.py $(SCALE_OUT_ARGS)
 
-bench: migrate
-	DEBUG=$${DEBUG:-1} $(PY) manage.py benchmark
+## Benchmark the real pipeline against the VTEX sandbox (README, "Performance"; about 5 minutes).
+## A smoke run: make bench BENCH_ARGS="--quick --orders 20 --naive-orders 5"
+bench: $(STAMP)
+	$(PY) -m hub_bench $(BENCH_ARGS)
 
 check: install
 	DEBUG=1 $(PY) manage.py makemigrations --check --dry-run

@@ -5,8 +5,8 @@ deliver 1,000 orders exactly once each.
 What it does (every process in its own process group, every wait bounded, everything stopped
 and removed at the end, also on failure or Ctrl-C):
 
-1. starts the VTEX sandbox and a loopback ERP as processes (`manage.py vtex_sandbox`,
-   `manage.py loopback_erp`) and a private `redis-server --save ''` on a free port;
+1. starts the VTEX sandbox and a loopback ERP as processes (`python -m vtex_sandbox`,
+   `python -m vtex_sandbox.erp`) and a private `redis-server --save ''` on a free port;
 2. creates a fresh PostgreSQL database (on HUB_FAULTS_PG_URL's server, default the local one;
    `--private-pg` starts a throw-away instance instead), migrates it, creates a store pointing at
    the sandbox with a webhook binding to the ERP;

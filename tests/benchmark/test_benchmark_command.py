@@ -1,4 +1,4 @@
-"""`manage.py benchmark` runs end to end on a tiny workload and prints sane figures (never speed)."""
+"""`python -m hub_bench` (`make bench`) runs end to end on a tiny workload and prints sane figures (never speed)."""
 import json
 import os
 import subprocess
@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_benchmark_command_runs_end_to_end(tmp_path):
     out = tmp_path / "figures.json"
-    cmd = [sys.executable, str(ROOT / "manage.py"), "benchmark", "--orders", "20", "--naive-orders", "5", "--quick",
+    cmd = [sys.executable, "-m", "hub_bench", "--orders", "20", "--naive-orders", "5", "--quick",
            "--json", str(out)]
     database_url, redis_url = os.environ.get("DATABASE_URL", ""), os.environ.get("REDIS_URL", "")
     if database_url.startswith(("postgres://", "postgresql://")):
@@ -52,3 +52,11 @@ def test_benchmark_command_runs_end_to_end(tmp_path):
     assert 0 < steady["p50"] <= steady["p95"] <= steady["max"]
     assert run["memory"]["peak_pss_sum_mb"] > 0 and run["memory"]["processes_seen"] >= 3
     assert run["caps"]["get_order"] > 0 and run["sandbox"]["max_per_minute"]["get_order"] <= run["caps"]["get_order"]
+
+
+def test_benchmark_refuses_bad_options_before_starting_anything():
+    done = subprocess.run([sys.executable, "-m", "hub_bench", "--orders", "0"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip() == "hub_bench: error: --orders, --naive-orders and --workers must be positive"
+    assert done.stdout == ""

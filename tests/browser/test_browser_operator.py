@@ -11,7 +11,7 @@ from selenium.webdriver.support.ui import Select
 from integration.pipeline.dispatch import dispatch_due
 from integration.pipeline.feed_cycle import run_feed_cycle
 from integration.models import Account, AdapterBinding, Order, OrderSync, StartHandlingState, SyncStatus
-from integration.sandbox import LoopbackERP, Sandbox, SandboxServer
+from vtex_sandbox import LoopbackERP, Sandbox, SandboxServer
 from tests.admin.conftest import ensure_operators_group
 
 pytestmark = pytest.mark.browser

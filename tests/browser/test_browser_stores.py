@@ -13,7 +13,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from integration.pipeline.dispatch import dispatch_due
 from integration.pipeline.feed_cycle import run_feed_cycle
 from integration.models import Account, AdapterBinding, OrderSync, SyncStatus
-from integration.sandbox import LoopbackERP, Sandbox, SandboxServer
+from vtex_sandbox import LoopbackERP, Sandbox, SandboxServer
 
 pytestmark = pytest.mark.browser
 

@@ -1,7 +1,7 @@
 import pytest
 
 from integration.models import Account
-from integration.sandbox import LoopbackERP, Sandbox, SandboxServer
+from vtex_sandbox import LoopbackERP, Sandbox, SandboxServer
 
 APP_KEY = "vtexappkey-e2e-SANDBOX"
 APP_TOKEN = "e2e-sandbox-token-123456"

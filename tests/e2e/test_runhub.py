@@ -1,4 +1,5 @@
 """`make run`'s supervisor: demo orders flow, and Ctrl-C stops every child."""
+import json
 import os
 import signal
 import socket
@@ -63,3 +64,23 @@ def test_runhub_shows_demo_orders_and_stops_everything_on_ctrl_c(tmp_path):
     assert "Stopped." in output
     assert answers(f"http://127.0.0.1:{web}/admin/login/") is None
     assert answers(f"http://127.0.0.1:{sandbox}/_sandbox/health") is None
+    # The sandbox kept its demo store and orders in var/: the next `make run` finds the same ones.
+    state = json.loads((tmp_path / "sandbox-state.json").read_text())
+    assert [a["account_name"] for a in state["accounts"]] == ["demostore"]
+    assert state["orders"]
+
+
+def test_runhub_demo_without_the_sandbox_package_stops_with_a_clear_message(tmp_path):
+    """Installed from the wheel (no vtex_sandbox): demo mode says why it cannot start, and starts nothing."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(HUB_VAR_DIR=str(tmp_path), DEBUG="1", HUB_DEMO="true")
+    hide_the_sandbox = ("import runpy, sys\n"
+                        "sys.modules['vtex_sandbox'] = None  # as if installed from the wheel: import fails\n"
+                        f"sys.argv = ['manage.py', 'runhub', '--port', '{free_port()}']\n"
+                        f"runpy.run_path({str(ROOT / 'manage.py')!r}, run_name='__main__')\n")
+    done = subprocess.run([sys.executable, "-c", hide_the_sandbox], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode != 0
+    assert "vtex_sandbox" in done.stderr and "HUB_DEMO=false" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "sandbox-state.json").exists()

@@ -1,7 +1,7 @@
 """The hub as real processes, for the scale-out run and the fault scenarios.
 
 Everything here runs as separate processes, the way a deployment does: the VTEX sandbox
-(`manage.py vtex_sandbox`), a loopback ERP (`manage.py loopback_erp`), one or more
+(`python -m vtex_sandbox`), a loopback ERP (`python -m vtex_sandbox.erp`), one or more
 `manage.py qcluster`, a fresh PostgreSQL database (on a given server, or on a PRIVATE instance
 started with initdb/pg_ctl in a temporary folder) and a private `redis-server`. The test process
 only drives them over HTTP and reads the database with plain SQL.
@@ -295,7 +295,7 @@ class SandboxProcess(Http):
     def __init__(self, workdir, *, visibility_timeout=10, seed=7):
         port = free_port()
         super().__init__(f"http://127.0.0.1:{port}")
-        self.proc = Proc("sandbox", [PYTHON, MANAGE, "vtex_sandbox", "--port", str(port), "--orders-per-minute", "0",
+        self.proc = Proc("sandbox", [PYTHON, "-m", "vtex_sandbox", "--port", str(port), "--orders-per-minute", "0",
                                      "--initial-orders", "0", "--seed", str(seed)], tool_env(workdir), workdir).start()
         wait_until(lambda: self.get("/_sandbox/health", timeout=2)["ok"], 60, interval=0.3, what="the VTEX sandbox")
         # Our own store with a short visibility timeout: an item retrieved by a cycle that died
@@ -328,7 +328,7 @@ class ErpProcess(Http):
     def __init__(self, workdir, *, latency_ms=0):
         port = free_port()
         super().__init__(f"http://127.0.0.1:{port}")
-        self.proc = Proc("erp", [PYTHON, MANAGE, "loopback_erp", "--port", str(port), "--latency-ms", str(latency_ms)],
+        self.proc = Proc("erp", [PYTHON, "-m", "vtex_sandbox.erp", "--port", str(port), "--latency-ms", str(latency_ms)],
                          tool_env(workdir), workdir).start()
         wait_until(lambda: self.get("/_erp/received", timeout=2) is not None, 60, interval=0.3, what="the loopback ERP")
 

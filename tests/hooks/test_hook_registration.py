@@ -248,7 +248,7 @@ def test_store_list_shows_the_last_hook_notification(admin_client, account, make
 def test_the_sandbox_refuses_the_hook_when_its_ping_fails_and_the_message_hides_the_secret(account, settings):
     import socket
 
-    from integration.sandbox import Sandbox, SandboxServer
+    from vtex_sandbox import Sandbox, SandboxServer
 
     with socket.socket() as s:  # a loopback port where nothing listens
         s.bind(("127.0.0.1", 0))

@@ -80,7 +80,7 @@ def _wait(predicate, timeout=15.0):
 
 @pytest.mark.django_db(transaction=True)
 def test_sandbox_pings_and_pushes_to_the_live_hub_and_the_feed_brings_only_duplicates(account, bindings, recorder, live_server, settings):
-    from integration.sandbox import Sandbox, SandboxServer
+    from vtex_sandbox import Sandbox, SandboxServer
 
     sandbox = Sandbox(seed=5, hook_backoff_s=0.05)
     sandbox.add_account("teststore", app_key=account.app_key, app_token="test-app-token-SECRET-123")

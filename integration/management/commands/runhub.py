@@ -4,12 +4,16 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from integration.demo import DEMO_ACCOUNT, DEMO_APP_KEY, DEMO_APP_TOKEN, ensure_admin_user, ensure_demo_store
 
+NO_SANDBOX = ("Demo mode runs the VTEX sandbox (the vtex_sandbox package), a development tool that ships with "
+              "the source checkout, not with the hub's wheel. Run `make run` from a checkout of the repository, "
+              "or set HUB_DEMO=false to run the hub without the demo.")
 GRACE_SECONDS = 8  # django-q2 can hang on shutdown (STACK-FACTS 1.5): kill what is still up after this
 
 
@@ -24,22 +28,26 @@ class Command(BaseCommand):
     def handle(self, *args, port, host, sandbox_port, **options):
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
         children = []
+        demo = settings.HUB_DEMO
+        sandbox_env = sandbox_environment() if demo else None
         from_env = os.environ.get("HUB_ADMIN_PASSWORD") or None
         password = ensure_admin_user(password=from_env)
-        demo = settings.HUB_DEMO
         if demo:
             sandbox_url = f"http://127.0.0.1:{sandbox_port}"
             store = ensure_demo_store(sandbox_url)
             if store:
                 self.stdout.write(f"Created the demo store '{store.name}' with a file_drop adapter writing to {settings.VAR_DIR / 'drop'}")
-            children.append(("sandbox", manage + ["vtex_sandbox", "--port", str(sandbox_port), "--account", DEMO_ACCOUNT,
-                                                  "--app-key", DEMO_APP_KEY, "--app-token", DEMO_APP_TOKEN]))
-        children.append(("web", manage + ["runserver", f"{host}:{port}", "--noreload"]))
-        children.append(("qcluster", manage + ["qcluster"]))
+            # The sandbox keeps its stores and orders in var/ so a restart shows the same demo orders.
+            children.append(("sandbox", [sys.executable, "-m", "vtex_sandbox", "--port", str(sandbox_port),
+                                         "--account", DEMO_ACCOUNT, "--app-key", DEMO_APP_KEY,
+                                         "--app-token", DEMO_APP_TOKEN,
+                                         "--state-file", str(settings.VAR_DIR / "sandbox-state.json")], sandbox_env))
+        children.append(("web", manage + ["runserver", f"{host}:{port}", "--noreload"], None))
+        children.append(("qcluster", manage + ["qcluster"], None))
 
         procs = []
-        for name, cmd in children:
-            procs.append((name, subprocess.Popen(cmd, start_new_session=True)))
+        for name, cmd, env in children:
+            procs.append((name, subprocess.Popen(cmd, env=env, start_new_session=True)))
             if name == "sandbox":
                 time.sleep(1.0)  # let it bind before the first feed cycle
         # The schedule fires within a minute; a first cycle now lets a newcomer see orders at once.
@@ -88,3 +96,18 @@ class Command(BaseCommand):
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         self.stdout.write("Stopped.")
+
+
+def sandbox_environment():
+    """The environment that lets ``python -m vtex_sandbox`` import the package this process sees.
+
+    The sandbox is a top-level package of the source checkout, outside the hub's wheel: without it,
+    demo mode stops here with a clear message instead of a child process dying on an import error.
+    """
+    try:
+        import vtex_sandbox
+    except ImportError:
+        raise CommandError(NO_SANDBOX) from None
+    location = str(Path(vtex_sandbox.__file__).resolve().parents[1])
+    path = os.environ.get("PYTHONPATH")
+    return dict(os.environ, PYTHONPATH=location + (os.pathsep + path if path else ""))

@@ -5,7 +5,6 @@ Filters: ``FromWorkflow`` passes the listed statuses (an empty or missing list p
 and echoed back but not evaluated.
 """
 import copy
-import itertools
 
 from .util import make_handle
 
@@ -80,12 +79,28 @@ def parse_feed_config(body):
 class FeedQueue:
     """Messages for one app key. Not thread-safe by itself: the Sandbox lock guards it."""
 
-    _ids = itertools.count(1)
-
     def __init__(self, config):
         self.config = copy.deepcopy(config)
         self.messages = {}  # message id -> message dict (insertion order = FIFO order)
         self.handles = {}   # handle -> message id (every handle ever issued for a live message)
+        self.next_id = 1
+
+    def to_state(self):
+        """A JSON-ready copy (the state file): config, messages with their handles, the next message id."""
+        messages = [copy.deepcopy(m) for m in self.messages.values()]
+        return {"config": copy.deepcopy(self.config), "messages": messages,
+                "next_id": self.next_id}
+
+    @classmethod
+    def from_state(cls, state):
+        queue = cls(parse_feed_config(state["config"]))
+        for message in state.get("messages", []):
+            message = copy.deepcopy(message)
+            queue.messages[message["id"]] = message
+            for handle in message["handles"]:
+                queue.handles[handle] = message["id"]
+        queue.next_id = max(int(state.get("next_id", 1)), max(queue.messages, default=0) + 1)
+        return queue
 
     @property
     def visibility(self):
@@ -96,7 +111,8 @@ class FeedQueue:
         return self.config["queue"]["messageRetentionPeriodInSeconds"]
 
     def enqueue(self, event, now):
-        mid = next(self._ids)
+        mid = self.next_id
+        self.next_id += 1
         self.messages[mid] = {"id": mid, "event": dict(event), "enqueued_at": now, "visible_at": now,
                               "receives": 0, "handles": []}
         return mid

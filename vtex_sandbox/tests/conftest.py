@@ -2,7 +2,7 @@
 import pytest
 import requests
 
-from integration.sandbox import LoopbackERP, Sandbox, SandboxServer
+from vtex_sandbox import LoopbackERP, Sandbox, SandboxServer
 
 STORE = "teststore"
 APP_KEY = "vtexappkey-teststore-ABC"
@@ -78,7 +78,7 @@ def vtex(server, http):
 
 @pytest.fixture
 def client_for(server, http):
-    """Factory: a VtexClient for other credentials (tests must not import conftest: module name clashes)."""
+    """Factory: a VtexClient for other credentials."""
     return lambda app_key, app_token: VtexClient(http, server.url, app_key, app_token)
 
 

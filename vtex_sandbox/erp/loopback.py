@@ -18,7 +18,7 @@ import threading
 import time
 from urllib.parse import parse_qs, urlsplit
 
-from .httpbase import BackgroundServer, JsonHandler
+from ..httpbase import BackgroundServer, JsonHandler
 
 
 class Headers(dict):

@@ -1,10 +1,10 @@
 """The VTEX sandbox and the loopback ERP as processes of their own, for the benchmark.
 
-    python -m integration.benchmark.servers sandbox --latency-ms 50 --app-key K --app-token T
-    python -m integration.benchmark.servers erp --latency-ms 100
+    python -m hub_bench.servers sandbox --latency-ms 50 --app-key K --app-token T
+    python -m hub_bench.servers erp --latency-ms 100
 
 Each prints ``LISTENING <url>`` once it accepts connections, then serves until SIGTERM/SIGINT.
-They are the sandbox and ERP of ``integration.sandbox`` with a few light control routes the
+They are the sandbox and ERP of ``vtex_sandbox`` with a few light control routes the
 benchmark needs (the stock ``/_sandbox/stats`` lists every order's status and the stock ERP keeps
 every request body; at 20,000 orders both would weigh on the machine being measured):
 
@@ -27,9 +27,9 @@ import threading
 import time
 from urllib.parse import unquote, urlsplit
 
-from integration.sandbox import LoopbackERP, Sandbox, SandboxServer
-from integration.sandbox.erp import LoopbackERPHandler
-from integration.sandbox.server import SandboxHandler
+from vtex_sandbox import LoopbackERP, Sandbox, SandboxServer
+from vtex_sandbox.erp import LoopbackERPHandler
+from vtex_sandbox.server import SandboxHandler
 
 READY = "ready-for-handling"
 
@@ -69,8 +69,8 @@ class BenchSandbox(Sandbox):
         """The stock answer, filtering before copying: the stock code deep-copies every order of
         the store first, which at 20,000 orders stalled the sandbox for seconds each time the
         hub's reconciliation asked for the list."""
-        from integration.sandbox.util import parse_iso
-        from integration.sandbox.vtex_api import MAX_PAGES
+        from vtex_sandbox.util import parse_iso
+        from vtex_sandbox.vtex_api import MAX_PAGES
 
         def one(name, default=None):
             values = query.get(name)
@@ -232,7 +232,7 @@ class BenchERPServer(BenchERP):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m integration.benchmark.servers")
+    parser = argparse.ArgumentParser(prog="python -m hub_bench.servers")
     parser.add_argument("kind", choices=["sandbox", "erp"])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)

@@ -56,7 +56,7 @@ def test_fail_with_for_seconds(erp, http):
 
 
 def test_latency(http):
-    from integration.sandbox import LoopbackERP
+    from vtex_sandbox import LoopbackERP
     with LoopbackERP(latency_ms=200) as slow:
         started = time.monotonic()
         http.post(slow.url + "/o", json={})

@@ -1,13 +1,6 @@
-"""Call statistics (per route, sliding 60 s maximum), the stats/control API and the commands."""
-import io
+"""Call statistics (per route, sliding 60 s maximum), the stats/control API, and no Django anywhere."""
 import re
 import threading
-import time
-
-import pytest
-from django.core.management import CommandError, call_command
-
-from integration.sandbox import Sandbox
 
 APP_KEY = "vtexappkey-teststore-ABC"  # as set up in conftest.py
 
@@ -106,59 +99,19 @@ def test_concurrent_clients_are_consistent(sb, vtex, server):
     assert sb.stats()["calls"]["feed_retrieve"] == 60
 
 
-@pytest.mark.parametrize("command", ["vtex_sandbox", "loopback_erp"])
-def test_commands_refuse_to_start_without_debug(settings, command):
-    settings.DEBUG = False
-    with pytest.raises(CommandError, match="allow-production"):
-        call_command(command, port=0, run_seconds=0)
-
-
-def test_vtex_sandbox_command_serves_the_sandbox(settings, http):
-    settings.DEBUG = True
-    out = io.StringIO()
-    thread = threading.Thread(target=call_command, args=("vtex_sandbox",), kwargs=dict(
-        port=0, run_seconds=1.0, initial_orders=2, orders_per_minute=0, seed=5, stdout=out))
-    thread.start()
-    try:
-        deadline = time.monotonic() + 5
-        while "listening on" not in out.getvalue() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        url = re.search(r"listening on (http://\S+)", out.getvalue()).group(1)
-        headers = {"X-VTEX-API-AppKey": "vtexappkey-demostore-SANDBOX", "X-VTEX-API-AppToken": "sandbox-token-not-secret"}
-        items = http.get(url + "/api/orders/feed", params={"maxlot": 10}, headers=headers, timeout=5).json()
-        assert len(items) == 2
-    finally:
-        thread.join()
-
-
-def test_loopback_erp_command_serves(settings, http):
-    settings.DEBUG = True
-    out = io.StringIO()
-    thread = threading.Thread(target=call_command, args=("loopback_erp",),
-                              kwargs=dict(port=0, run_seconds=0.8, allow_production=True, stdout=out))
-    thread.start()
-    try:
-        deadline = time.monotonic() + 5
-        while "listening on" not in out.getvalue() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        url = re.search(r"listening on (http://\S+)", out.getvalue()).group(1)
-        assert http.post(url + "/orders", json={"x": 1}, timeout=5).json() == {"id": "ERP-1"}
-    finally:
-        thread.join()
-
-
 def test_sandbox_is_plain_python():
-    """Importable and usable with no Django settings, and no sandbox module imports Django."""
+    """Importable and usable with no Django installed or configured, and no sandbox module imports Django."""
     import pathlib
     import subprocess
     import sys
     root = pathlib.Path(__file__).resolve().parents[2]
-    code = ("from integration.sandbox import Sandbox, SandboxServer, LoopbackERP\n"
+    code = ("import sys; sys.modules['django'] = None  # any Django import now fails\n"
+            "from vtex_sandbox import Sandbox, SandboxServer, LoopbackERP\n"
             "sb = Sandbox(seed=1); sb.add_account('s', 'k', 't'); assert len(sb.create_orders('k', 2)) == 2\n"
             "srv = SandboxServer(sb).start(); srv.stop(); LoopbackERP().start().stop(); print('ok')")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
                             env={"PATH": "/usr/bin:/bin"}, cwd=str(root))
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
-    for source in (root / "integration" / "sandbox").glob("*.py"):
-        text = source.read_text()
-        assert "import django" not in text and "from django" not in text, source.name
+    for source in (root / "vtex_sandbox").rglob("*.py"):  # its tests too: they must run without Django
+        hub_import = re.search(r"^\s*(import|from)\s+(django|integration|hub_bench)\b", source.read_text(), re.M)
+        assert hub_import is None, f"{source}: {hub_import.group(0)}"

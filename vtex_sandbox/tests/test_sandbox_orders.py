@@ -5,8 +5,8 @@ import time
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from integration.sandbox import ApiError, Sandbox
-from integration.sandbox.util import parse_iso
+from vtex_sandbox import ApiError, Sandbox
+from vtex_sandbox.util import parse_iso
 
 APP_KEY = "vtexappkey-teststore-ABC"  # as set up in conftest.py
 

@@ -9,7 +9,7 @@ import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-log = logging.getLogger("integration.sandbox")
+log = logging.getLogger("vtex_sandbox")
 
 
 class _Server(ThreadingHTTPServer):

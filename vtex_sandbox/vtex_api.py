@@ -63,11 +63,13 @@ class VtexApiMixin:
                 self._feeds[app_key] = FeedQueue(config)
             else:             # reconfiguration: events already queued stay
                 feed.config = config
+            self._touch()
 
     def feed_config_delete(self, app_key):
         with self._lock:
             self._feed(app_key)
             del self._feeds[app_key]
+            self._touch()
 
     # --- feed -----------------------------------------------------------------------
     def feed_retrieve(self, app_key, maxlot):
@@ -89,6 +91,8 @@ class VtexApiMixin:
                 n = self.faults.randint(0, n - 1)
             items = feed.receive(visible[:n], now, self._id_rng, app_key)
             self._retrieved += len(items)
+            if items:
+                self._touch()
             return items
 
     def feed_commit(self, app_key, body):
@@ -99,6 +103,8 @@ class VtexApiMixin:
         with self._lock:
             removed = self._feed(app_key).commit(handles)
             self._committed += removed
+            if removed:
+                self._touch()
             return removed
 
     # --- orders ---------------------------------------------------------------------
@@ -231,9 +237,11 @@ class VtexApiMixin:
                                            "exception": None}})
         with self._lock:
             self._hooks[app_key] = {"filter": flt, "hook": {"url": url, "headers": headers}}
+            self._touch()
             return self._hook_view(app_key, self._hooks[app_key])
 
     def hook_config_delete(self, app_key):
         with self._lock:
             if self._hooks.pop(app_key, None) is None:
                 raise vtex_error(404, "1", "Hook configuration not found for this appKey")
+            self._touch()

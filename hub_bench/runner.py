@@ -21,9 +21,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-from integration.benchmark.procs import TreeSampler, machine_cpu_seconds, server_roots, wait_for
+from hub_bench.procs import TreeSampler, machine_cpu_seconds, server_roots, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 MANAGE = ROOT / "manage.py"
 APP_KEY = "vtexappkey-benchstore-BENCH"
 APP_TOKEN = "bench-token-not-secret-0123456789"
@@ -90,7 +90,7 @@ def stop_process(proc, grace=15.0):
 
 
 def start_server(kind, latency_ms, env, log_path, *extra):
-    cmd = [sys.executable, "-m", "integration.benchmark.servers", kind, "--latency-ms", str(latency_ms), *extra]
+    cmd = [sys.executable, "-m", "hub_bench.servers", kind, "--latency-ms", str(latency_ms), *extra]
     proc = spawn(cmd, env, log_path)
 
     def listening():
@@ -302,7 +302,7 @@ def run_hub(cfg):
         _progress(cfg, f"[{cfg.label}] sandbox {sandbox_url}, ERP {erp_url}; migrating a fresh {result['database']} database")
 
         setup = subprocess.run(
-            [sys.executable, str(MANAGE), "benchmark", "--internal-setup", json.dumps({
+            [sys.executable, "-m", "hub_bench.hub_setup", json.dumps({
                 "sandbox_url": sandbox_url, "erp_url": erp_url + "/orders", "app_key": APP_KEY, "app_token": APP_TOKEN,
                 "account": ACCOUNT})],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
@@ -455,7 +455,7 @@ def run_hub(cfg):
 
 def run_naive(cfg, count):
     """The sequential baseline against its own sandbox and ERP processes."""
-    from integration.benchmark.naive import run_naive_consumer
+    from hub_bench.naive import run_naive_consumer
 
     tmp = Path(tempfile.mkdtemp(prefix="vtexhub-naive-"))
     env = {k: v for k, v in os.environ.items() if k not in _STRIP_ENV}

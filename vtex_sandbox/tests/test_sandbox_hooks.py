@@ -1,7 +1,7 @@
 """Hook config (ping on save) and notifications pushed to a local receiver (the LoopbackERP)."""
 import time
 
-from integration.sandbox import Sandbox, SandboxServer
+from vtex_sandbox import Sandbox, SandboxServer
 
 APP_KEY = "vtexappkey-teststore-ABC"  # as set up in conftest.py
 

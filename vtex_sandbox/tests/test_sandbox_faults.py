@@ -4,7 +4,7 @@ import time
 import pytest
 import requests
 
-from integration.sandbox import FaultSwitches, Sandbox
+from vtex_sandbox import FaultSwitches, Sandbox
 
 APP_KEY = "vtexappkey-teststore-ABC"  # as set up in conftest.py
 

@@ -7,6 +7,10 @@ a store's order is offered to each of that store's app keys and enqueued where t
 Time: ``sandbox.now()`` is wall-clock time plus an offset that ``advance_time(seconds)`` moves forward,
 so visibility timeouts, retention and the 60 s call windows can be tested without sleeping.
 All state is guarded by one re-entrant lock; network I/O (hook ping/delivery) never holds it.
+
+Persistence: with ``state_file=PATH`` the stores, app keys, orders, feeds (configuration and queued
+messages), hooks, event log and clock offset are loaded from PATH at start and written back to it
+(atomically) while they change and on ``close()``; see ``persistence``.
 """
 import collections
 import copy
@@ -19,6 +23,7 @@ from .faults import FaultSwitches
 from .feed import DEFAULT_FEED_CONFIG, FeedQueue, filter_passes, parse_feed_config
 from .hooks import HookDispatcher
 from .orders import STATUS_DESCRIPTIONS, OrderFactory
+from .persistence import FORMAT, StateKeeper
 from .util import hex_id, iso_offset, iso_z
 from .vtex_api import ApiError, VtexApiMixin, vtex_error
 
@@ -36,7 +41,8 @@ class Account:
 
 
 class Sandbox(VtexApiMixin):
-    def __init__(self, seed=None, allow_http_hooks=True, hook_max_attempts=4, hook_backoff_s=0.2):
+    def __init__(self, seed=None, allow_http_hooks=True, hook_max_attempts=4, hook_backoff_s=0.2,
+                 state_file=None, save_interval_s=0.5):
         self.seed = seed
         self.allow_http_hooks = allow_http_hooks
         self._lock = threading.RLock()
@@ -54,9 +60,16 @@ class Sandbox(VtexApiMixin):
         self._offset = 0.0
         self._generators = {}
         self._timers = set()
+        self._version = 0     # bumped by every change the state file keeps
         self.hooks = HookDispatcher(max_attempts=hook_max_attempts, backoff_s=hook_backoff_s,
                                     on_result=self._hook_result)
         self.reset_stats()
+        self.restored = False
+        self._keeper = None
+        if state_file is not None:
+            keeper = StateKeeper(self, state_file, interval_s=save_interval_s)
+            self.restored = keeper.load()  # raises StateFileError on a file it cannot use
+            self._keeper = keeper.start()
 
     # --- clock ----------------------------------------------------------------------
     def now(self):
@@ -65,6 +78,56 @@ class Sandbox(VtexApiMixin):
     def advance_time(self, seconds):
         with self._lock:
             self._offset += float(seconds)
+            self._touch()
+
+    # --- state file -----------------------------------------------------------------
+    def _touch(self):
+        """Record a change the state file keeps (callers hold the lock)."""
+        self._version += 1
+
+    def state_version(self):
+        with self._lock:
+            return self._version
+
+    def dump_state(self):
+        """``(version, state)``: everything a restart must find again, as JSON-ready data."""
+        with self._lock:
+            state = {
+                "format": FORMAT,
+                "clock_offset": self._offset,
+                "random": {"orders": _rng_state(self._rng), "ids": _rng_state(self._id_rng)},
+                "accounts": [{"account_name": a.name, "app_key": a.app_key, "app_token": a.app_token}
+                             for a in self._accounts.values()],
+                "stores": copy.deepcopy(self._stores),
+                "orders": copy.deepcopy(self._orders),
+                "feeds": {key: feed.to_state() for key, feed in self._feeds.items()},
+                "hooks": copy.deepcopy(self._hooks),
+                "events": list(self._events),
+            }
+            return self._version, state
+
+    def restore_state(self, state):
+        """Replace this sandbox's stores, orders, feeds and hooks with a ``dump_state()`` result."""
+        with self._lock:
+            self._offset = float(state.get("clock_offset", 0.0))
+            randoms = state.get("random") or {}
+            if randoms.get("orders"):
+                self._rng.setstate(_rng_from(randoms["orders"]))
+            if randoms.get("ids"):
+                self._id_rng.setstate(_rng_from(randoms["ids"]))
+            self._accounts = {a["app_key"]: Account(a["account_name"], a["app_key"], a["app_token"])
+                              for a in state.get("accounts", [])}
+            self._stores = copy.deepcopy(state.get("stores", {}))
+            self._orders = copy.deepcopy(state.get("orders", {}))
+            self._feeds = {key: FeedQueue.from_state(feed) for key, feed in state.get("feeds", {}).items()}
+            self._hooks = copy.deepcopy(state.get("hooks", {}))
+            self._events.clear()
+            self._events.extend(state.get("events", []))
+            self._touch()
+
+    def save_state(self):
+        """Write the state file now (no-op without ``state_file``); return True when written."""
+        return self._keeper.save() if self._keeper else False
 
     # --- accounts -------------------------------------------------------------------
     def add_account(self, account_name, app_key, app_token, feed_config=DEFAULT_FEED_CONFIG):
@@ -76,6 +139,7 @@ class Sandbox(VtexApiMixin):
                 raise ValueError(f"app key {app_key!r} already belongs to {existing.name!r}")
             account = Account(account_name, app_key, app_token)
             self._accounts[app_key] = account
+            self._touch()
             self._stores.setdefault(account_name, {"sequence": 500000, "orders": []})
             if existing is None:
                 if parsed:
@@ -185,6 +249,7 @@ class Sandbox(VtexApiMixin):
                 record["receipt"] = hex_id(self._id_rng).lower()
             if "receipt" not in record:  # canceled by set_status(): still answer like VTEX
                 record["receipt"] = hex_id(self._id_rng).lower()
+                self._touch()
             return {"date": data["lastChange"], "orderId": data["orderId"], "receipt": record["receipt"]}
 
     def _transition_locked(self, record, status):
@@ -205,6 +270,7 @@ class Sandbox(VtexApiMixin):
 
     def _emit_locked(self, record, state, last_state, last_ts, ts):
         data = record["data"]
+        self._touch()
         base = {"domain": "Fulfillment", "state": state, "lastState": last_state or "",
                 "orderId": data["orderId"], "lastChange": iso_z(last_ts), "currentChange": iso_z(ts)}
         self._events.append(dict(base, account=record["store"]))
@@ -284,13 +350,16 @@ class Sandbox(VtexApiMixin):
         timer.start()
 
     def close(self):
-        """Stop generators, pending timers and hook workers."""
+        """Stop generators, pending timers and hook workers; write the state file one last time."""
         self.stop_generator()
         with self._lock:
             timers, self._timers = list(self._timers), set()
         for timer in timers:
             timer.cancel()
         self.hooks.stop()
+        keeper, self._keeper = self._keeper, None
+        if keeper is not None:
+            keeper.stop()
 
     # --- statistics -----------------------------------------------------------------
     def reset_stats(self):
@@ -343,3 +412,13 @@ class Sandbox(VtexApiMixin):
                 "hook_delivered": self._hook_counts["delivered"],
                 "hook_failed": self._hook_counts["failed"],
             }
+
+
+def _rng_state(rng):
+    version, internal, gauss = rng.getstate()
+    return [version, list(internal), gauss]
+
+
+def _rng_from(saved):
+    version, internal, gauss = saved
+    return version, tuple(internal), gauss
