@@ -90,12 +90,12 @@ def evaluate_all(now=None):
 
 def refresh_feed_backlogs():
     """Ask VTEX for each store's feed backlog (get feed configuration, never retrieve)."""
-    from integration.vtex.client import VtexClient
+    from integration.pipeline.vtex_access import client_for
     from integration.vtex.errors import VtexError
 
     for account in Account.objects.filter(active=True, intake_mode__in=["feed", "both"]):
         try:
-            config = VtexClient(account).get_feed_configuration()
+            config = client_for(account).get_feed_configuration()
         except VtexError as exc:
             log.info("feed backlog of %s unknown: %s", account.account_name, exc)
             continue

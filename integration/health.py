@@ -105,7 +105,7 @@ def flush_response_counts():
     from django.db.models import F
 
     from integration.models import VtexResponseCount
-    from integration.vtex.client import take_response_counts
+    from integration.pipeline.vtex_access import take_response_counts
 
     counts = take_response_counts()
     existing = set(Account.objects.filter(pk__in={k[0] for k in counts}).values_list("pk", flat=True))

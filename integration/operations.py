@@ -17,7 +17,7 @@ from integration.models import (
     DELIVERED_STATUSES, Order, OrderSync, RuleAction, StartHandlingState, SyncStatus,
 )
 from integration.pipeline.start_handling import refresh_eligibility
-from integration.tasks import enqueue_dispatch
+from integration.queueing import enqueue_dispatch
 
 # What an operator may retry or resolve; succeeded, skipped and resolved syncs are final.
 ACTIONABLE = (SyncStatus.FAILED, SyncStatus.HELD, SyncStatus.PENDING)

@@ -103,10 +103,10 @@ def describe_feed(config):
 def check_store_connection(account):
     """Ask VTEX for the app key's feed configuration (never *retrieve feed items*, which would
     hide events from the feed cycle for the visibility timeout) and store its backlog figures."""
-    from integration.vtex.client import VtexClient
+    from integration.pipeline.vtex_access import client_for
 
     try:
-        config = VtexClient(account).get_feed_configuration()
+        config = client_for(account).get_feed_configuration()
     except vtex_errors.NotFound as exc:
         return Result(account.name, WARNING,
                       "VTEX accepted the credentials but this app key has no feed configuration "
@@ -169,7 +169,7 @@ def pause_store(account):
 
 
 def resume_store(account):
-    from integration.tasks import enqueue_dispatch
+    from integration.queueing import enqueue_dispatch
 
     if not account.paused:
         return Result(account.name, WARNING, "not paused.")
@@ -289,7 +289,7 @@ class FeedComparison:
 
 
 def compare_feed_configuration(account):
-    from integration.vtex.client import VtexClient
+    from integration.pipeline.vtex_access import client_for
 
     config, _ = FeedConfiguration.objects.get_or_create(account=account)
     comparison = FeedComparison(account=account, local=config.to_vtex())
@@ -298,7 +298,7 @@ def compare_feed_configuration(account):
     except ValidationError as exc:
         comparison.local_errors = [f"{k}: {m}" for k, msgs in exc.message_dict.items() for m in msgs]
     try:
-        remote = VtexClient(account).get_feed_configuration()
+        remote = client_for(account).get_feed_configuration()
     except vtex_errors.NotFound:
         return comparison
     except vtex_errors.VtexError as exc:
@@ -311,7 +311,7 @@ def compare_feed_configuration(account):
 
 def push_feed_configuration(account):
     """Create or update VTEX's feed configuration from the hub's; records what was pushed."""
-    from integration.vtex.client import VtexClient
+    from integration.pipeline.vtex_access import client_for
 
     config, _ = FeedConfiguration.objects.get_or_create(account=account)
     try:
@@ -321,7 +321,7 @@ def push_feed_configuration(account):
         return Result(account.name, ERROR, f"not pushed: the feed configuration is not valid ({problems}).")
     body = config.to_vtex()
     try:
-        VtexClient(account).save_feed_configuration(body)
+        client_for(account).save_feed_configuration(body)
     except vtex_errors.VtexError as exc:
         return Result(account.name, ERROR, f"VTEX refused the feed configuration: {_vtex_error_text(exc)}")
     FeedConfiguration.objects.filter(pk=config.pk).update(last_pushed_at=timezone.now(), last_pushed_body=body)
@@ -337,10 +337,10 @@ def _flat(body):
 def load_feed_configuration(account):
     """Overwrite the hub's feed configuration with VTEX's. Values the hub would not accept (an
     unknown status, a retention out of bounds) are loaded as they are and reported."""
-    from integration.vtex.client import VtexClient
+    from integration.pipeline.vtex_access import client_for
 
     try:
-        remote = VtexClient(account).get_feed_configuration()
+        remote = client_for(account).get_feed_configuration()
     except vtex_errors.NotFound:
         return Result(account.name, WARNING, "VTEX has no feed configuration for this app key: nothing loaded.")
     except vtex_errors.VtexError as exc:
@@ -463,7 +463,7 @@ def pause_binding(binding):
 
 
 def resume_binding(binding):
-    from integration.tasks import enqueue_dispatch
+    from integration.queueing import enqueue_dispatch
 
     subject = _binding_subject(binding)
     if binding.enabled:
@@ -478,7 +478,7 @@ def resume_binding(binding):
 def reset_breaker(binding):
     """Close the circuit breaker by hand (the ERP is known to be back) and close its alert."""
     from integration.alerts import close_alert
-    from integration.tasks import enqueue_dispatch
+    from integration.queueing import enqueue_dispatch
 
     subject = _binding_subject(binding)
     state = breaker_state(binding)

@@ -30,7 +30,7 @@ from integration.plugins.parsed_order import InvalidOrder, parse_order
 from integration.redaction import excerpt, redact
 from integration.pipeline.start_handling import refresh_eligibility, run_start_handling
 from integration.vtex import errors
-from integration.vtex.client import VtexClient
+from integration.pipeline.vtex_access import client_for
 from integration.vtex.statuses import READY_FOR_HANDLING
 
 log = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ def _process(order_pk, owner, report, *, order=None, syncs=None):
     installed = get_registry().adapters
     syncs = [s for s in syncs if s.binding.adapter_key in installed]
     syncs.sort(key=lambda s: (ACTION_ORDER.get(s.action, 9), s.pk))
-    client = VtexClient(account)
+    client = client_for(account)
     claimed = False
     if syncs:
         try:

@@ -277,16 +277,6 @@ def _touch_last_hook(account):
 def store_notification(account, event):
     """Store and route through the inbox the feed uses (same change_key, so the same change from
     the feed or a second delivery is a duplicate). True when it was new."""
-    result = inbox.store_events(account, [event])
+    result = inbox.take_in(account, [event])
     _touch_last_hook(account)
-    # new_event_ids, not `new`: when a concurrent delivery of the same change won the insert,
-    # `new` may still count it while nothing of ours was inserted.
-    stored = bool(result.new_event_ids)
-    if stored:
-        from integration.tasks import enqueue_dispatch
-
-        try:
-            enqueue_dispatch(account.pk)
-        except Exception:  # the event is stored and routed; the scheduled dispatcher picks it up
-            log.exception("hook for store=%s: could not enqueue dispatch", account.account_name)
-    return stored
+    return bool(result.new_event_ids)

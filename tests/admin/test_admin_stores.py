@@ -222,7 +222,7 @@ def enqueued_tasks(monkeypatch):
 @pytest.fixture
 def dispatches(monkeypatch):
     calls = []
-    monkeypatch.setattr("integration.tasks.enqueue_dispatch", lambda account_id=None: calls.append(account_id))
+    monkeypatch.setattr("integration.queueing.enqueue_dispatch", lambda account_id=None: calls.append(account_id))
     return calls
 
 

@@ -136,7 +136,7 @@ def test_pause_holds_the_bindings_syncs_and_resume_releases_them(admin_client, a
     from integration.pipeline.dispatch import due_syncs
 
     dispatched = []
-    monkeypatch.setattr("integration.tasks.enqueue_dispatch", lambda account_id=None: dispatched.append(account_id))
+    monkeypatch.setattr("integration.queueing.enqueue_dispatch", lambda account_id=None: dispatched.append(account_id))
     sync = make_sync(make_hub_order(account, "1-01"), binding, SyncStatus.PENDING, next_attempt_at=timezone.now())
     assert run_action(admin_client, "pause_bindings", [binding.pk]) == [
         ("success", "Test store → ERP: paused: its syncs are held until it is resumed (1 pending now).")]
@@ -149,7 +149,7 @@ def test_pause_holds_the_bindings_syncs_and_resume_releases_them(admin_client, a
 
 
 def test_the_breaker_is_visible_and_can_be_reset(admin_client, account, binding, settings, monkeypatch):
-    monkeypatch.setattr("integration.tasks.enqueue_dispatch", lambda account_id=None: None)
+    monkeypatch.setattr("integration.queueing.enqueue_dispatch", lambda account_id=None: None)
     settings.BREAKER_THRESHOLD = 5
     assert ops.breaker_state(binding) == ops.CLOSED
     until = timezone.now() + timedelta(seconds=60)
@@ -170,7 +170,7 @@ def test_the_breaker_is_visible_and_can_be_reset(admin_client, account, binding,
 
 
 def test_an_operator_may_pause_a_binding(operator_client, binding, monkeypatch):
-    monkeypatch.setattr("integration.tasks.enqueue_dispatch", lambda account_id=None: None)
+    monkeypatch.setattr("integration.queueing.enqueue_dispatch", lambda account_id=None: None)
     assert run_action(operator_client, "pause_bindings", [binding.pk])[0][0] == "success"
     binding.refresh_from_db()
     assert not binding.enabled
