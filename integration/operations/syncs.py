@@ -5,7 +5,7 @@ rows with conditional updates (a row that changed status meanwhile is left alone
 happened to how many. Times come from the database (`Now()`), never from this host's clock.
 """
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -16,6 +16,7 @@ from django.db.models.functions import Now
 from integration.models import (
     DELIVERED_STATUSES, Order, OrderSync, RuleAction, StartHandlingState, SyncStatus,
 )
+from integration.operations.results import Outcome, plural
 from integration.pipeline.start_handling import refresh_eligibility
 from integration.queueing import enqueue_dispatch
 
@@ -26,35 +27,6 @@ RETRYABLE_START_HANDLING = (StartHandlingState.FAILED, StartHandlingState.CONFLI
 CHUNK = 500
 # "Retry all matching" writes at most about this many UPDATEs, whatever the number of syncs.
 MAX_STAGGER_STEPS = 1000
-
-
-def plural(n, word, words=None):
-    return f"{n} {word if n == 1 else (words or word + 's')}"
-
-
-@dataclass
-class Outcome:
-    """What an operation did: `changed` rows, `left_alone` rows not in a state it applies to."""
-
-    verb: str
-    changed: int = 0
-    left_alone: int = 0
-    stores: list = field(default_factory=list)
-    noun: str = "sync"
-    note: str = ""
-
-    def message(self):
-        text = f"{self.verb}: {plural(self.changed, self.noun)}"
-        if self.stores:
-            text += f" in {plural(len(self.stores), 'store')}"
-        text += "."
-        if self.left_alone:
-            text += f" {plural(self.left_alone, self.noun)} left alone ({self.why_left_alone})."
-        if self.note:
-            text += f" {self.note}"
-        return text
-
-    why_left_alone = "not failed, held or pending"
 
 
 def _chunks(seq, size=CHUNK):
