@@ -5,15 +5,17 @@ guarded by a partial unique constraint) and is announced through the `alert_chan
 hook; when the condition clears, the episode closes and its recovery is announced.
 """
 import logging
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Min
 from django.utils import timezone
 
-from integration.models import Account, Alert, AlertKind, OrderSync, SyncStatus
+from integration.models import Account, AdapterBinding, Alert, AlertKind, OrderSync, SyncStatus
+from integration.pipeline import breaker
+from integration.pipeline.vtex_access import client_for
 from integration.plugins.manager import notify
+from integration.vtex.errors import VtexError
 
 log = logging.getLogger(__name__)
 
@@ -80,19 +82,14 @@ def evaluate_all(now=None):
             set_condition(AlertKind.FEED_BACKLOG, account.account_name, backlog_age > settings.ALERT_FEED_BACKLOG_SECONDS,
                           f"{account.name}: the oldest message in VTEX's feed is {int(backlog_age // 60)} minutes old.",
                           account, "VTEX's feed backlog is back under the threshold.")
-    from integration.models import AdapterBinding
-
     for binding in AdapterBinding.objects.select_related("account"):
-        set_condition(AlertKind.BREAKER_OPEN, f"binding-{binding.pk}", binding.breaker_open_until is not None and binding.breaker_open_until > now,
+        set_condition(AlertKind.BREAKER_OPEN, f"binding-{binding.pk}", breaker.is_open(binding, now),
                       f"{binding}: the circuit breaker is open after repeated failures; its syncs are held.", binding.account,
                       "The adapter answers again; the circuit breaker closed.")
 
 
 def refresh_feed_backlogs():
     """Ask VTEX for each store's feed backlog (get feed configuration, never retrieve)."""
-    from integration.pipeline.vtex_access import client_for
-    from integration.vtex.errors import VtexError
-
     for account in Account.objects.filter(active=True, intake_mode__in=["feed", "both"]):
         try:
             config = client_for(account).get_feed_configuration()

@@ -20,6 +20,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
+from integration.admin.bindings import LEVELS
 from integration.operations import syncs as sync_ops
 from integration.models import (
     Account, AdapterBinding, FailedSync, FeedEvent, HeldSync, Order, OrderSync, RuleAction, StartHandlingState,
@@ -176,8 +177,7 @@ class SyncAdminBase(admin.ModelAdmin):
 
     # --- actions ------------------------------------------------------------------------------
     def _report(self, request, outcome):
-        level = messages.SUCCESS if outcome.changed else messages.WARNING
-        self.message_user(request, outcome.message(), level)
+        self.message_user(request, outcome.message, LEVELS[outcome.level])
 
     @admin.action(description="Retry now", permissions=["change"])
     def retry_now(self, request, queryset):
@@ -304,7 +304,7 @@ class OrderAdmin(admin.ModelAdmin):
     @admin.action(description="Retry start-handling", permissions=["change"])
     def retry_start_handling(self, request, queryset):
         outcome = sync_ops.retry_start_handling(queryset)
-        self.message_user(request, outcome.message(), messages.SUCCESS if outcome.changed else messages.WARNING)
+        self.message_user(request, outcome.message, LEVELS[outcome.level])
 
     def get_urls(self):
         info = self.opts.app_label, self.opts.model_name
@@ -395,7 +395,7 @@ class OrderAdmin(admin.ModelAdmin):
             else:
                 outcome = sync_ops.abandon_syncs(syncs, request.user)
             anchor = request.POST["sync"]
-        self.message_user(request, outcome.message(), messages.SUCCESS if outcome.changed else messages.WARNING)
+        self.message_user(request, outcome.message, LEVELS[outcome.level])
         return HttpResponseRedirect(order_url(order.pk, anchor or None))
 
     # --- bring in one order by id ---------------------------------------------------------------
@@ -413,7 +413,7 @@ class OrderAdmin(admin.ModelAdmin):
                 except VtexError as exc:
                     error = f"VTEX answered: {exc}"
                 if result is not None:
-                    self.message_user(request, result.message(), messages.SUCCESS)
+                    self.message_user(request, result.message, LEVELS[result.level])
         else:
             form = SyncOrderForm(initial={"account": request.GET.get("account"), "order_id": request.GET.get("order_id", "")})
         context = {
@@ -423,6 +423,6 @@ class OrderAdmin(admin.ModelAdmin):
             "form": form,
             "result": result,
             "error": error,
-            "order_page": order_url(result.order.pk) if result and result.order else "",
+            "order_page": order_url(result.data["order"].pk) if result and result.data["order"] else "",
         }
         return TemplateResponse(request, "admin/integration/sync_order_form.html", context)

@@ -10,8 +10,10 @@ from django.utils import timezone
 
 from integration.models import Account, FeedConfiguration, FilterType, Order, RoutingRule
 from integration.operations.results import ERROR, SUCCESS, WARNING, Result, duration
+from integration.pipeline.vtex_access import client_for
 from integration.redaction import redact
 from integration.vtex import errors as vtex_errors
+from integration.vtex.client import case_insensitive_get
 
 SHARED_FEED_WARNING = ("Every consumer of this app key shares this one feed and its configuration: "
                        "whatever you change here changes it for all of them.")
@@ -67,8 +69,6 @@ def normalise_feed_body(raw):
     """
     if not isinstance(raw, dict):
         return None
-    from integration.vtex.client import case_insensitive_get
-
     flt = case_insensitive_get(raw, "filter") or {}
     queue = case_insensitive_get(raw, "queue") or {}
     kind = case_insensitive_get(flt, "type")
@@ -126,8 +126,6 @@ class FeedComparison:
 
 
 def compare_feed_configuration(account):
-    from integration.pipeline.vtex_access import client_for
-
     config, _ = FeedConfiguration.objects.get_or_create(account=account)
     comparison = FeedComparison(account=account, local=config.to_vtex())
     try:
@@ -148,8 +146,6 @@ def compare_feed_configuration(account):
 
 def push_feed_configuration(account):
     """Create or update VTEX's feed configuration from the hub's; records what was pushed."""
-    from integration.pipeline.vtex_access import client_for
-
     config, _ = FeedConfiguration.objects.get_or_create(account=account)
     try:
         config.full_clean(exclude=["account"])
@@ -174,8 +170,6 @@ def _flat(body):
 def load_feed_configuration(account):
     """Overwrite the hub's feed configuration with VTEX's. Values the hub would not accept (an
     unknown status, a retention out of bounds) are loaded as they are and reported."""
-    from integration.pipeline.vtex_access import client_for
-
     try:
         remote = client_for(account).get_feed_configuration()
     except vtex_errors.NotFound:

@@ -9,10 +9,12 @@ import logging
 
 from django.db.models.functions import Now
 
+from integration import queueing
 from integration.models import Account, FeedConfiguration, OrderSync, SyncStatus
 from integration.operations.feed_configuration import _vtex_error_text, describe_feed
-from integration.operations.results import ERROR, SUCCESS, WARNING, Result, duration
-from integration.queueing import enqueue
+from integration.operations.results import ERROR, SUCCESS, WARNING, Result, duration, pending_go_out
+from integration.pipeline.reconciliation import reconcile_account
+from integration.pipeline.vtex_access import client_for
 from integration.redaction import redact
 from integration.vtex import errors as vtex_errors
 
@@ -35,8 +37,6 @@ def backlog_warning(age, retention):
 def check_store_connection(account):
     """Ask VTEX for the app key's feed configuration (never *retrieve feed items*, which would
     hide events from the feed cycle for the visibility timeout) and store its backlog figures."""
-    from integration.pipeline.vtex_access import client_for
-
     try:
         config = client_for(account).get_feed_configuration()
     except vtex_errors.NotFound as exc:
@@ -74,17 +74,11 @@ def _local_retention(account):
 def run_feed_cycle_now(account):
     if not account.active:
         return Result(account.name, WARNING, "inactive: no feed cycle runs for it. Make it active first.")
-    enqueue("integration.tasks.feed_cycle_for_account", account.pk, task_name=f"feed-cycle-now-{account.pk}")
+    queueing.enqueue_feed_cycle(account.pk, task_name=f"feed-cycle-now-{account.pk}")
     text = "feed cycle queued; its result shows in the store list when it has run."
     if account.intake_mode == "hook":
         text += " Note: its intake mode is 'hook', so the schedule does not poll its feed."
     return Result(account.name, SUCCESS, text)
-
-
-def _go_out(waiting):
-    if waiting == 1:
-        return "its 1 pending sync goes out now."
-    return f"its {waiting} pending syncs go out now."
 
 
 def _waiting_syncs(account):
@@ -101,21 +95,17 @@ def pause_store(account):
 
 
 def resume_store(account):
-    from integration.queueing import enqueue_dispatch
-
     if not account.paused:
         return Result(account.name, WARNING, "not paused.")
     account.set_paused(False)
     waiting = _waiting_syncs(account)
-    enqueue_dispatch(account.pk)
-    return Result(account.name, SUCCESS, f"resumed: {_go_out(waiting)}")
+    queueing.enqueue_dispatch(account.pk)
+    return Result(account.name, SUCCESS, f"resumed: {pending_go_out(waiting)}")
 
 
 def reconcile_now(account):
     """Reconcile one store now (in this request): list VTEX's ready-for-handling orders and bring in
     any the hub has no event for. The report is kept on the store."""
-    from integration.pipeline.reconciliation import reconcile_account
-
     try:
         report = reconcile_account(account)
     except Exception as exc:  # e.g. a database error in sync_order: say so, for this store only

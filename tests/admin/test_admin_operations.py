@@ -34,7 +34,7 @@ def test_retry_now_makes_failed_held_and_pending_syncs_due_now_with_a_fresh_coun
     outcome = sync_ops.retry_syncs(OrderSync.objects.all())
 
     assert (outcome.changed, outcome.left_alone, outcome.stores) == (3, 2, sorted([account.pk, other_store.pk]))
-    assert outcome.message() == "Retrying now: 3 syncs in 2 stores. 2 syncs left alone (not failed, held or pending)."
+    assert outcome.message == "Retrying now: 3 syncs in 2 stores. 2 syncs left alone (not failed, held or pending)."
     now = db_now()
     for sync in (failed, held, pending):
         sync.refresh_from_db()
@@ -57,7 +57,7 @@ def test_retry_matching_staggers_due_times_at_the_configured_rate(account, bindi
     outcome = sync_ops.retry_matching(OrderSync.objects.all())
 
     assert outcome.changed == 25 and enqueued == [account.pk]
-    assert "Released at 60 a minute" in outcome.message()
+    assert "Released at 60 a minute" in outcome.message
     due = [OrderSync.objects.get(pk=s.pk).next_attempt_at for s in syncs]  # oldest first
     assert before - timedelta(seconds=5) <= due[0] <= before + timedelta(seconds=5)
     for k in range(1, 25):
@@ -90,12 +90,12 @@ def test_resolve_delivered_by_hand_counts_as_delivered_and_makes_start_handling_
     held = make_sync(order, second, SyncStatus.HELD)
 
     outcome = sync_ops.resolve_delivered_by_hand(OrderSync.objects.filter(pk=failed.pk), admin_user)
-    assert outcome.changed == 1 and outcome.note == ""
+    assert outcome.changed == 1 and "Start-handling is now due" not in outcome.message
     order.refresh_from_db()
     assert order.start_handling_due_at is None               # the WMS send is still held
 
     outcome = sync_ops.resolve_delivered_by_hand(OrderSync.objects.filter(pk=held.pk), admin_user)
-    assert outcome.message() == ("Resolved as delivered by hand: 1 sync in 1 store. "
+    assert outcome.message == ("Resolved as delivered by hand: 1 sync in 1 store. "
                                  "Start-handling is now due for 1 order.")
     for sync in (failed, held):
         sync.refresh_from_db()
@@ -136,7 +136,7 @@ def test_retry_start_handling_only_where_every_gating_send_is_delivered(account,
     outcome = sync_ops.retry_start_handling(Order.objects.all())
 
     assert (outcome.changed, outcome.left_alone) == (2, 1)
-    assert "2 orders not retried" in outcome.message()
+    assert "2 orders not retried" in outcome.message
     now = db_now()
     for order in (failed, conflict):
         order.refresh_from_db()
@@ -153,14 +153,14 @@ def test_sync_order_now_brings_in_an_unknown_order_and_asks_for_dispatch(account
     oms = FakeOms(vtex)
     oms.add("777-01")
     result = sync_ops.sync_order_now(account, " 777-01 ")
-    assert result.new_events == 1 and result.order.order_id == "777-01"
-    assert "stored as a new event and routed" in result.message()
+    assert result.data["new_events"] == 1 and result.data["order"].order_id == "777-01"
+    assert "stored as a new event and routed" in result.message
     event = FeedEvent.objects.get(order_id="777-01")
     assert event.source == EventSource.SYNC_ORDER and event.state == "ready-for-handling"
     assert OrderSync.objects.filter(order__order_id="777-01", binding=binding, status=SyncStatus.PENDING).count() == 1
     assert enqueued == [account.pk]
     again = sync_ops.sync_order_now(account, "777-01")
-    assert again.new_events == 0 and "already had" in again.message()
+    assert again.data["new_events"] == 0 and "already had" in again.message
 
 
 def test_sync_order_now_lets_the_vtex_error_through(account, vtex, enqueued):

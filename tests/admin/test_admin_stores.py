@@ -217,7 +217,7 @@ def test_test_connection_one_message_per_store(admin_client, account, make_accou
 @pytest.fixture
 def enqueued_tasks(monkeypatch):
     calls = []
-    monkeypatch.setattr("integration.operations.stores.enqueue", lambda func, *args, **kw: calls.append((func, args)))
+    monkeypatch.setattr("integration.queueing.enqueue", lambda func, *args, **kw: calls.append((func, args)))
     return calls
 
 
