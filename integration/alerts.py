@@ -14,6 +14,7 @@ from django.utils import timezone
 from integration.models import Account, AdapterBinding, Alert, AlertKind, OrderSync, SyncStatus
 from integration.pipeline import breaker
 from integration.pipeline.vtex_access import client_for
+from integration.plugins.events import AlertInfo
 from integration.plugins.manager import notify
 from integration.vtex.errors import VtexError
 
@@ -30,7 +31,7 @@ def open_alert(kind, subject, message, account=None):
     except IntegrityError:  # another worker opened it a moment ago
         return None
     log.warning("alert opened: %s %s: %s", kind, subject, message)
-    notify("alert_changed", alert=alert, recovered=False)
+    notify("alert_changed", alert=AlertInfo.of(alert), recovered=False)
     return alert
 
 
@@ -42,7 +43,7 @@ def close_alert(kind, subject, message=""):
         return None
     alert.refresh_from_db()
     log.info("alert recovered: %s %s", kind, subject)
-    notify("alert_changed", alert=alert, recovered=True)
+    notify("alert_changed", alert=AlertInfo.of(alert), recovered=True)
     return alert
 
 

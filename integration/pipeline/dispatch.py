@@ -25,6 +25,7 @@ from integration.models import (
     AttemptOutcome, Order, OrderSync, RuleAction, StartHandlingState, SyncAttempt, SyncStatus,
 )
 from integration.plugins.contract import AdapterError
+from integration.plugins.events import SyncInfo
 from integration.plugins.manager import get_registry, notify
 from integration.plugins.parsed_order import InvalidOrder, parse_order
 from integration.redaction import excerpt, redact
@@ -284,7 +285,7 @@ def _call_adapter(adapter, sync, attempt, started, parsed, raw, report):
             sync.status, sync.attempts, sync.finished_at = SyncStatus.SUCCEEDED, sync.attempts + 1, timezone.now()
             sync.last_error = sync.hold_reason = ""
             sync.erp_reference, sync.next_attempt_at = delivery_reference, None
-            notify("sync_succeeded", sync=sync)
+            notify("sync_succeeded", sync=SyncInfo.of(sync))
 
 
 def _has_observers(hook_name):
@@ -310,7 +311,8 @@ def _fail_or_retry(sync, error, *, permanent, report, counted=False):
         why = error if permanent else f"{error} (gave up after {attempts} attempts)"
         if pending.update(status=SyncStatus.FAILED, attempts=attempts, last_error=why, finished_at=Now(), next_attempt_at=None):
             report.failed += 1
-            notify("sync_failed", sync=OrderSync.objects.select_related("order", "binding").get(pk=sync.pk), error=why)
+            row = OrderSync.objects.select_related("order__account", "binding").get(pk=sync.pk)
+            notify("sync_failed", sync=SyncInfo.of(row), error=why)
         return
     wait = delay_after(attempts)
     if pending.update(attempts=attempts, last_error=error, next_attempt_at=Now() + timedelta(seconds=wait)):

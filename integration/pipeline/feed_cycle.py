@@ -16,6 +16,8 @@ from integration import queueing
 from integration.pipeline import inbox
 from integration.pipeline.leases import new_owner_id, release_lease, renew_lease, take_lease
 from integration.models import Account
+from integration.plugins.events import StoreInfo
+from integration.plugins.manager import notify
 from integration.redaction import redact
 from integration.vtex import errors
 from integration.pipeline.vtex_access import client_for
@@ -222,9 +224,7 @@ def _record(account, summary):
 
         Account.objects.filter(pk=account.pk).update(consecutive_cycle_failures=F("consecutive_cycle_failures") + 1, **fields)
         log.warning("feed cycle %s", summary.line())
-    from integration.plugins.manager import notify
-
-    notify("feed_cycle_finished", account=account, summary=asdict(summary))
+    notify("feed_cycle_finished", account=StoreInfo.of(account), summary=asdict(summary))
 
 
 def feed_accounts():
