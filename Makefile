@@ -48,6 +48,7 @@ bench: migrate
 	DEBUG=$${DEBUG:-1} $(PY) manage.py benchmark
 
 check: install
+	$(VENV)/bin/lint-imports  # the import contracts of pyproject.toml ([tool.importlinter]); docs/architecture.md
 	DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
 	env -i PATH="$$PATH" DEBUG=false SECRET_KEY="check-deploy-$$(date +%s)-a-long-random-enough-secret-key-value" ALLOWED_HOSTS=hub.example.com \
 	  $(PY) manage.py check --deploy --fail-level WARNING
