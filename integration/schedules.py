@@ -12,6 +12,7 @@ SCHEDULES = [
 
 
 def ensure_schedules(**kwargs):
+    # Called after migrate; apps.py imports this module before django_q's models are loaded.
     from django.conf import settings
     from django_q.models import Schedule
 

@@ -6,6 +6,7 @@ adapter through `AdapterBinding.apply_settings`, with its message under the fiel
 Users who may not change bindings (operators) never see the settings at all.
 """
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -17,6 +18,7 @@ from integration.operations import results
 from integration.admin.forms import binding_form_for, setting_field_names
 from integration.admin.plugins_page import plugins_view
 from integration.models import Account, AdapterBinding
+from integration.plugins.manager import get_registry
 
 BREAKER_COLOURS = {binding_ops.CLOSED: "#1a7f37", binding_ops.OPEN: "#b00020", binding_ops.HALF_OPEN: "#9a6700"}
 LEVELS = {results.SUCCESS: messages.SUCCESS, results.WARNING: messages.WARNING, results.ERROR: messages.ERROR}
@@ -57,8 +59,6 @@ class AdapterBindingAdmin(admin.ModelAdmin):
 
     # --- the form: the adapter's own settings -----------------------------------------------------
     def _adapter_cls(self, request, obj):
-        from integration.plugins.manager import get_registry
-
         key = obj.adapter_key if obj is not None else (request.POST.get("adapter_key") or request.GET.get("adapter_key"))
         return get_registry().get_adapter_class(key) if key else None
 
@@ -102,10 +102,6 @@ class AdapterBindingAdmin(admin.ModelAdmin):
 
     def choose_adapter_view(self, request):
         """Step one of adding a binding: which adapter (its settings form depends on it)."""
-        from django.core.exceptions import PermissionDenied
-
-        from integration.plugins.manager import get_registry
-
         if not self.has_add_permission(request):
             raise PermissionDenied
         registry = get_registry()

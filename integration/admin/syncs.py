@@ -8,6 +8,7 @@ need no scan of the syncs table to draw themselves, and nothing counts the unfil
 import json
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
@@ -217,7 +218,6 @@ class SyncAdminBase(admin.ModelAdmin):
             self._report(request, outcome)
             return HttpResponseRedirect(back)
         count = queryset.filter(status__in=sync_ops.ACTIONABLE).count()
-        from django.conf import settings
 
         per_minute = max(1, settings.RETRY_ALL_PER_MINUTE)
         context = {

@@ -123,7 +123,7 @@ def resolve_delivered_by_hand(queryset, user):
     rows, total, changed = _resolve(queryset, user, SyncStatus.DELIVERED_BY_HAND)
     now_due = 0
     for order in Order.objects.filter(pk__in={order_pk for _, _, order_pk in rows}).select_related("account").defer("snapshot"):
-        now_due += bool(refresh_eligibility(order))
+        now_due += refresh_eligibility(order).became_due
     stores = sorted({account_id for _, account_id, _ in rows})
     _enqueue(stores)
     note = f"Start-handling is now due for {plural(now_due, 'order')}." if now_due else ""

@@ -29,7 +29,7 @@ from integration.plugins.events import SyncInfo
 from integration.plugins.manager import get_registry, notify
 from integration.plugins.parsed_order import InvalidOrder, parse_order
 from integration.redaction import excerpt, redact
-from integration.pipeline.start_handling import refresh_eligibility, run_start_handling
+from integration.pipeline.start_handling import after_dispatch
 from integration.vtex import errors
 from integration.pipeline.vtex_access import client_for
 from integration.vtex.statuses import READY_FOR_HANDLING
@@ -188,7 +188,6 @@ def _process(order_pk, owner, report, *, order=None, syncs=None):
     syncs = [s for s in syncs if s.binding.adapter_key in installed]
     syncs.sort(key=lambda s: (ACTION_ORDER.get(s.action, 9), s.pk))
     client = client_for(account)
-    claimed = False
     if syncs:
         try:
             raw = client.get_order(order.order_id)
@@ -216,8 +215,7 @@ def _process(order_pk, owner, report, *, order=None, syncs=None):
             return
         for sync in syncs:
             _run_sync(sync, order, parsed, raw, owner, report)
-        claimed = refresh_eligibility(order, claim=True) == StartHandlingState.CLAIMED
-    outcome = run_start_handling(order, client, claimed=claimed)
+    outcome = after_dispatch(order, client, syncs_ran=bool(syncs))
     if outcome:
         report.start_handling[outcome] = report.start_handling.get(outcome, 0) + 1
 
@@ -255,12 +253,7 @@ def _run_sync(sync, order, parsed, raw, owner, report):
 
 def _call_adapter(adapter, sync, attempt, started, parsed, raw, report):
     try:
-        if sync.action == RuleAction.SEND:
-            delivery = adapter.send_order(parsed, raw, sync.idempotency_key)
-        elif sync.action == RuleAction.CANCEL:
-            delivery = adapter.cancel_order(parsed, raw, sync.idempotency_key)
-        else:
-            delivery = adapter.status_changed(parsed, raw, sync.state, sync.idempotency_key)
+        delivery = adapter.perform(sync.action, parsed, raw, sync.idempotency_key, state=sync.state)
     except AdapterError as exc:
         _complete_attempt(attempt, started, AttemptOutcome.PERMANENT if exc.permanent else AttemptOutcome.TRANSIENT,
                           error=str(exc), request=exc.request_excerpt, response=exc.response_excerpt)

@@ -7,9 +7,12 @@ committed then.
 """
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from django.conf import settings
+from django.db import DatabaseError, connection
+from django.db.models import F
 from django.db.models.functions import Now
 
 from integration import queueing
@@ -120,8 +123,6 @@ def _release_and_record(lease, owner, account, summary):
     these last writes. Retry them once on a new connection; if the database is still away, say
     so in the log (the lease then expires by itself after FEED_LEASE_TTL).
     """
-    from django.db import DatabaseError, connection
-
     for retry in (False, True):
         try:
             release_lease(lease, owner)
@@ -150,8 +151,6 @@ class _ReadAhead:
         self._pool = None
 
     def start(self, func, *args):
-        from concurrent.futures import ThreadPoolExecutor
-
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feed-read-ahead")
         self.started_at = time.monotonic()
@@ -175,8 +174,6 @@ class _ReadAhead:
 
 
 def _close_connection():
-    from django.db import connection
-
     connection.close()
 
 
@@ -220,8 +217,6 @@ def _record(account, summary):
         Account.objects.filter(pk=account.pk).update(consecutive_cycle_failures=0, **fields)
         log.info("feed cycle %s", summary.line())
     else:
-        from django.db.models import F
-
         Account.objects.filter(pk=account.pk).update(consecutive_cycle_failures=F("consecutive_cycle_failures") + 1, **fields)
         log.warning("feed cycle %s", summary.line())
     notify("feed_cycle_finished", account=StoreInfo.of(account), summary=asdict(summary))

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from integration.demo import DEMO_ACCOUNT, DEMO_APP_KEY, DEMO_APP_TOKEN, ensure_admin_user, ensure_demo_store
+from integration.queueing import enqueue
 
 GRACE_SECONDS = 8  # django-q2 can hang on shutdown (STACK-FACTS 1.5): kill what is still up after this
 
@@ -43,8 +44,6 @@ class Command(BaseCommand):
             if name == "sandbox":
                 time.sleep(1.0)  # let it bind before the first feed cycle
         # The schedule fires within a minute; a first cycle now lets a newcomer see orders at once.
-        from integration.queueing import enqueue
-
         enqueue("integration.tasks.run_feed_cycles")
         self.stdout.write(self.style.SUCCESS(f"\nVTEX order hub running: admin at http://{host}:{port}/admin/"))
         if password and from_env:
