@@ -66,10 +66,6 @@ class Account(models.Model):
             return self.api_base_url.rstrip("/")
         return f"https://{self.account_name}.{self.environment}.com.br"
 
-    @property
-    def vtex_admin_url(self):
-        return f"https://{self.account_name}.myvtex.com/admin"
-
     def save(self, *args, **kwargs):
         creating = self._state.adding
         if not self.hook_secret_ciphertext:

@@ -39,10 +39,6 @@ class AdapterBinding(models.Model):
     def adapter_class(self):
         return get_registry().get_adapter_class(self.adapter_key)
 
-    @property
-    def is_installed(self):
-        return self.adapter_class() is not None
-
     def supported_actions(self):
         cls = self.adapter_class()
         if cls is None:

@@ -1,7 +1,7 @@
 """Hook intake without the HTTP framework: find the store, check its secret, read and validate
 the body, store the notification. Every refusal is a `HookRejected(status, message)`.
 
-VTEX retries a notification that does not get a 200 (FACTS.md section 2), so the status says who
+VTEX retries a notification that does not get a 200, so the status says who
 must act: 4xx means the request itself is wrong (VTEX's retries cannot help, the feed is the
 backup), 503 means we could not store it now and a retry will.
 

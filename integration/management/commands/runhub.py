@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand
 from integration.demo import DEMO_ACCOUNT, DEMO_APP_KEY, DEMO_APP_TOKEN, ensure_admin_user, ensure_demo_store
 from integration.queueing import enqueue
 
-GRACE_SECONDS = 8  # django-q2 can hang on shutdown (STACK-FACTS 1.5): kill what is still up after this
+GRACE_SECONDS = 8  # django-q2 can hang on shutdown: kill what is still up after this
 
 
 class Command(BaseCommand):
