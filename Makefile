@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(PY) -m hub_bench $(BENCH_ARGS)
 
 check: install
+	$(VENV)/bin/lint-imports  # the import contracts of pyproject.toml ([tool.importlinter]); docs/architecture.md
 	DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
 	env -i PATH="$$PATH" DEBUG=false SECRET_KEY="check-deploy-$$(date +%s)-a-long-random-enough-secret-key-value" ALLOWED_HOSTS=hub.example.com \
 	  $(PY) manage.py check --deploy --fail-level WARNING

@@ -7,16 +7,18 @@ import requests
 from django.conf import settings
 from django.core.mail import send_mail
 
-from integration.plugins import hookimpl
+from integration.alerts import evaluate_cycle_failures
+from integration.models import Account
+from integration.plugins import StoreInfo, hookimpl
 
 log = logging.getLogger(__name__)
 
 
 def _text(alert, recovered):
     if recovered:
-        return (f"[vtexhub] RECOVERED {alert.get_kind_display()} — {alert.subject}",
+        return (f"[vtexhub] RECOVERED {alert.kind_label} — {alert.subject}",
                 f"{alert.recovery_message or 'Recovered.'}\nOpened {alert.opened_at:%Y-%m-%d %H:%M:%S %Z}, recovered {alert.resolved_at:%Y-%m-%d %H:%M:%S %Z}.\nWas: {alert.message}")
-    return (f"[vtexhub] ALERT {alert.get_kind_display()} — {alert.subject}",
+    return (f"[vtexhub] ALERT {alert.kind_label} — {alert.subject}",
             f"{alert.message}\nSince {alert.opened_at:%Y-%m-%d %H:%M:%S %Z}. You will be told once when it recovers.")
 
 
@@ -27,7 +29,7 @@ def alert_changed(alert, recovered):
         send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, settings.ALERT_EMAILS, fail_silently=False)
     if settings.ALERT_WEBHOOK_URL:
         payload = {"event": "alert.recovered" if recovered else "alert.opened", "kind": alert.kind, "subject": alert.subject,
-                   "store": alert.account.account_name if alert.account_id else None, "message": alert.message,
+                   "store": alert.store.account_name if alert.store else None, "message": alert.message,
                    "opened_at": alert.opened_at.isoformat(), "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
                    "title": subject, "text": body}
         response = requests.post(settings.ALERT_WEBHOOK_URL, data=json.dumps(payload), timeout=10,
@@ -37,8 +39,7 @@ def alert_changed(alert, recovered):
 
 @hookimpl
 def feed_cycle_finished(account, summary):
-    from integration.alerts import evaluate_cycle_failures
-    from integration.models import Account
-
-    if isinstance(account, Account):
-        evaluate_cycle_failures(account)
+    if isinstance(account, StoreInfo):
+        store = Account.objects.filter(pk=account.id).first()
+        if store is not None:
+            evaluate_cycle_failures(store)

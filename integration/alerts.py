@@ -5,15 +5,18 @@ guarded by a partial unique constraint) and is announced through the `alert_chan
 hook; when the condition clears, the episode closes and its recovery is announced.
 """
 import logging
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Min
 from django.utils import timezone
 
-from integration.models import Account, Alert, AlertKind, OrderSync, SyncStatus
+from integration.models import Account, AdapterBinding, Alert, AlertKind, OrderSync, SyncStatus
+from integration.pipeline import breaker
+from integration.pipeline.vtex_access import client_for
+from integration.plugins.events import AlertInfo
 from integration.plugins.manager import notify
+from integration.vtex.errors import VtexError
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +31,7 @@ def open_alert(kind, subject, message, account=None):
     except IntegrityError:  # another worker opened it a moment ago
         return None
     log.warning("alert opened: %s %s: %s", kind, subject, message)
-    notify("alert_changed", alert=alert, recovered=False)
+    notify("alert_changed", alert=AlertInfo.of(alert), recovered=False)
     return alert
 
 
@@ -40,7 +43,7 @@ def close_alert(kind, subject, message=""):
         return None
     alert.refresh_from_db()
     log.info("alert recovered: %s %s", kind, subject)
-    notify("alert_changed", alert=alert, recovered=True)
+    notify("alert_changed", alert=AlertInfo.of(alert), recovered=True)
     return alert
 
 
@@ -80,22 +83,17 @@ def evaluate_all(now=None):
             set_condition(AlertKind.FEED_BACKLOG, account.account_name, backlog_age > settings.ALERT_FEED_BACKLOG_SECONDS,
                           f"{account.name}: the oldest message in VTEX's feed is {int(backlog_age // 60)} minutes old.",
                           account, "VTEX's feed backlog is back under the threshold.")
-    from integration.models import AdapterBinding
-
     for binding in AdapterBinding.objects.select_related("account"):
-        set_condition(AlertKind.BREAKER_OPEN, f"binding-{binding.pk}", binding.breaker_open_until is not None and binding.breaker_open_until > now,
+        set_condition(AlertKind.BREAKER_OPEN, f"binding-{binding.pk}", breaker.is_open(binding, now),
                       f"{binding}: the circuit breaker is open after repeated failures; its syncs are held.", binding.account,
                       "The adapter answers again; the circuit breaker closed.")
 
 
 def refresh_feed_backlogs():
     """Ask VTEX for each store's feed backlog (get feed configuration, never retrieve)."""
-    from integration.vtex.client import VtexClient
-    from integration.vtex.errors import VtexError
-
     for account in Account.objects.filter(active=True, intake_mode__in=["feed", "both"]):
         try:
-            config = VtexClient(account).get_feed_configuration()
+            config = client_for(account).get_feed_configuration()
         except VtexError as exc:
             log.info("feed backlog of %s unknown: %s", account.account_name, exc)
             continue

@@ -1,4 +1,8 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+from integration.permissions import ensure_operators_group
+from integration.schedules import ensure_schedules
 
 
 class IntegrationConfig(AppConfig):
@@ -7,14 +11,9 @@ class IntegrationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from django.db.models.signals import post_migrate
-
         post_migrate.connect(_after_migrate, sender=self)
 
 
 def _after_migrate(sender, **kwargs):
-    from integration.permissions import ensure_operators_group
-    from integration.schedules import ensure_schedules
-
     ensure_schedules()
     ensure_operators_group()

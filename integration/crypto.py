@@ -1,7 +1,7 @@
 """Secrets at rest: a Fernet-encrypted text field with key rotation.
 
 A small custom field instead of django-fernet-encrypted-fields: that library derives its key
-from SECRET_KEY and hands back the ciphertext when the key is wrong (see STACK-FACTS.md);
+from SECRET_KEY and hands back the ciphertext when the key is wrong (measured with its current release);
 here a wrong key raises SecretDecryptionError.
 """
 import json

@@ -2,11 +2,12 @@
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection
-from django.db.models import Count, Min
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, F, Min
 from django.utils import timezone
 
-from integration.models import Account, Order, OrderSync, StartHandlingState, SyncStatus
+from integration.models import Account, Order, OrderSync, RoutePause, StartHandlingState, SyncStatus, VtexResponseCount
+from integration.pipeline.vtex_access import take_response_counts
 
 
 def check_database():
@@ -20,6 +21,7 @@ def check_database():
 
 def check_broker():
     try:
+        # Inside the try: a broken broker configuration fails the import, and that is the answer.
         from django_q.brokers import get_broker
 
         broker = get_broker()
@@ -84,16 +86,12 @@ def metrics_text():
         out.append(_line("vtexhub_feed_cycle_seconds", round(float(summary.get("seconds", 0)), 3), store=account.account_name))
         out.append(_line("vtexhub_feed_cycle_ok", 1 if account.last_cycle_ok else 0, store=account.account_name))
         out.append(_line("vtexhub_feed_cycle_failures_in_a_row", account.consecutive_cycle_failures, store=account.account_name))
-    from integration.models import VtexResponseCount
-
     flush_response_counts()
     out += ["# HELP vtexhub_vtex_responses_total VTEX responses by store, route and status code (429s included).",
             "# TYPE vtexhub_vtex_responses_total counter"]
     for row in VtexResponseCount.objects.select_related("account").order_by("account__account_name", "route", "code"):
         out.append(_line("vtexhub_vtex_responses_total", row.count, store=row.account.account_name, route=row.route, code=row.code))
     out += ["# HELP vtexhub_route_paused 1 while a store's VTEX route is paused after a 429/503.", "# TYPE vtexhub_route_paused gauge"]
-    from integration.models import RoutePause
-
     for pause in RoutePause.objects.filter(paused_until__gt=timezone.now()).select_related("account"):
         out.append(_line("vtexhub_route_paused", 1, store=pause.account.account_name, route=pause.route))
     return "\n".join(out) + "\n"
@@ -101,12 +99,6 @@ def metrics_text():
 
 def flush_response_counts():
     """Add this process's VTEX response counts to the shared counters (one upsert per key)."""
-    from django.db import IntegrityError, transaction
-    from django.db.models import F
-
-    from integration.models import VtexResponseCount
-    from integration.vtex.client import take_response_counts
-
     counts = take_response_counts()
     existing = set(Account.objects.filter(pk__in={k[0] for k in counts}).values_list("pk", flat=True))
     for (account_id, route, code), n in counts.items():

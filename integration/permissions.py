@@ -7,6 +7,7 @@ CHANGE_MODELS = ("ordersync", "failedsync", "heldsync", "order")
 
 
 def ensure_operators_group():
+    # Called after migrate; the module is imported by the app config, before auth's models load.
     from django.contrib.auth.models import Group, Permission
 
     group, _ = Group.objects.get_or_create(name=OPERATORS)

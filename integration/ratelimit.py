@@ -69,7 +69,7 @@ def _reserve_local(tat, now, interval, tolerance, longest):
 def _redis_client():
     global _redis, _script
     if _redis is None:
-        import redis
+        import redis  # only when REDIS_URL is set: a host without Redis never loads the client
 
         _redis = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
         _script = _redis.register_script(_RESERVE_LUA)

@@ -4,7 +4,7 @@ SCHEDULES = [
     # (name, func, minutes)
     ("vtexhub: feed cycle", "integration.tasks.run_feed_cycles", 1),
     ("vtexhub: dispatch due syncs", "integration.tasks.dispatch_all_due", 1),
-    ("vtexhub: re-register hooks", "integration.vtex_push.registration.reregister_hooks", 1440),
+    ("vtexhub: re-register hooks", "integration.tasks.reregister_vtex_push", 1440),
     ("vtexhub: reconcile with VTEX's order list", "integration.tasks.reconcile", "RECONCILE_EVERY_MINUTES"),
     ("vtexhub: check alerts", "integration.tasks.check_alerts", 5),
     ("vtexhub: prune old rows", "integration.tasks.prune", 1440),
@@ -12,6 +12,7 @@ SCHEDULES = [
 
 
 def ensure_schedules(**kwargs):
+    # Called after migrate; apps.py imports this module before django_q's models are loaded.
     from django.conf import settings
     from django_q.models import Schedule
 

@@ -104,10 +104,10 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-# --- The timeout chain (DESIGN.md): HTTP timeouts < cycle budget < lease TTL < q timeout < q retry.
+# --- The timeout chain: HTTP timeouts < cycle budget < lease TTL < q timeout < q retry, so that a
+# stuck call ends before its task is given up on, and a task ends before another takes its work.
 VTEX_CONNECT_TIMEOUT = env_float("VTEX_CONNECT_TIMEOUT", 3.05)
 VTEX_READ_TIMEOUT = env_float("VTEX_READ_TIMEOUT", 20)
-ADAPTER_TIMEOUT = env_float("ADAPTER_TIMEOUT", 30)
 FEED_CYCLE_BUDGET = env_float("FEED_CYCLE_BUDGET", 50)
 DISPATCH_BUDGET = env_float("DISPATCH_BUDGET", 50)
 FEED_LEASE_TTL = env_int("FEED_LEASE_TTL", 120)

@@ -6,7 +6,7 @@ from integration.models import Account
 @pytest.fixture(autouse=True)
 def fresh_process_counters():
     """VTEX response counts are kept per process until a task flushes them: start each test clean."""
-    from integration.vtex.client import take_response_counts
+    from integration.pipeline.vtex_access import take_response_counts
 
     take_response_counts()
 

@@ -15,8 +15,7 @@ import string
 import tempfile
 from datetime import datetime, timezone
 
-from integration.plugins.contract import CANCEL, SEND, Adapter, Delivery, PermanentError, Setting, TransientError
-from integration.redaction import excerpt
+from integration.plugins import CANCEL, SEND, Adapter, Delivery, PermanentError, Setting, TransientError, excerpt
 
 DEFAULT_TEMPLATE = "{account}-{order_id}-{action}.json"
 PLACEHOLDERS = frozenset({"account", "order_id", "action", "sequence"})

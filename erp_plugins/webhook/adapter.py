@@ -22,9 +22,9 @@ from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import requests
 
-from integration.plugins import hub_version
-from integration.plugins.contract import (
+from integration.plugins import (
     CANCEL,
+    REDACTED,
     SEND,
     STATUS,
     Adapter,
@@ -32,8 +32,12 @@ from integration.plugins.contract import (
     PermanentError,
     Setting,
     TransientError,
+    excerpt,
+    hub_version,
+    is_secret_name,
+    redact_headers,
+    register_secret,
 )
-from integration.redaction import REDACTED, excerpt, is_secret_name, redact_headers, register_secret
 
 MAX_REDIRECTS = 3
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})

@@ -6,19 +6,22 @@ adapter through `AdapterBinding.apply_settings`, with its message under the fiel
 Users who may not change bindings (operators) never see the settings at all.
 """
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.http import urlencode
 
-from integration import store_operations as ops
+from integration.operations import bindings as binding_ops
+from integration.operations import results
 from integration.admin.forms import binding_form_for, setting_field_names
 from integration.admin.plugins_page import plugins_view
 from integration.models import Account, AdapterBinding
+from integration.plugins.manager import get_registry
 
-BREAKER_COLOURS = {ops.CLOSED: "#1a7f37", ops.OPEN: "#b00020", ops.HALF_OPEN: "#9a6700"}
-LEVELS = {ops.SUCCESS: messages.SUCCESS, ops.WARNING: messages.WARNING, ops.ERROR: messages.ERROR}
+BREAKER_COLOURS = {binding_ops.CLOSED: "#1a7f37", binding_ops.OPEN: "#b00020", binding_ops.HALF_OPEN: "#9a6700"}
+LEVELS = {results.SUCCESS: messages.SUCCESS, results.WARNING: messages.WARNING, results.ERROR: messages.ERROR}
 
 
 def can_operate(request, model):
@@ -34,9 +37,9 @@ def report(modeladmin, request, result):
 
 
 def breaker_badge(binding):
-    state = ops.breaker_state(binding)
+    state = binding_ops.breaker_state(binding)
     text = state
-    if state == ops.OPEN:
+    if state == binding_ops.OPEN:
         text += f" until {binding.breaker_open_until:%Y-%m-%d %H:%M:%S}"
     if binding.breaker_failures:
         text += f" ({binding.breaker_failures} failure{'s' if binding.breaker_failures != 1 else ''} in a row)"
@@ -56,8 +59,6 @@ class AdapterBindingAdmin(admin.ModelAdmin):
 
     # --- the form: the adapter's own settings -----------------------------------------------------
     def _adapter_cls(self, request, obj):
-        from integration.plugins.manager import get_registry
-
         key = obj.adapter_key if obj is not None else (request.POST.get("adapter_key") or request.GET.get("adapter_key"))
         return get_registry().get_adapter_class(key) if key else None
 
@@ -101,10 +102,6 @@ class AdapterBindingAdmin(admin.ModelAdmin):
 
     def choose_adapter_view(self, request):
         """Step one of adding a binding: which adapter (its settings form depends on it)."""
-        from django.core.exceptions import PermissionDenied
-
-        from integration.plugins.manager import get_registry
-
         if not self.has_add_permission(request):
             raise PermissionDenied
         registry = get_registry()
@@ -139,22 +136,22 @@ class AdapterBindingAdmin(admin.ModelAdmin):
     @admin.action(description="Check connection", permissions=["operate"])
     def check_connection(self, request, queryset):
         for binding in queryset.select_related("account"):
-            report(self, request, ops.check_binding_connection(binding))
+            report(self, request, binding_ops.check_binding_connection(binding))
 
     @admin.action(description="Pause (hold its syncs)", permissions=["operate"])
     def pause_bindings(self, request, queryset):
         for binding in queryset.select_related("account"):
-            report(self, request, ops.pause_binding(binding))
+            report(self, request, binding_ops.pause_binding(binding))
 
     @admin.action(description="Resume", permissions=["operate"])
     def resume_bindings(self, request, queryset):
         for binding in queryset.select_related("account"):
-            report(self, request, ops.resume_binding(binding))
+            report(self, request, binding_ops.resume_binding(binding))
 
     @admin.action(description="Reset circuit breaker", permissions=["operate"])
     def reset_breakers(self, request, queryset):
         for binding in queryset.select_related("account"):
-            report(self, request, ops.reset_breaker(binding))
+            report(self, request, binding_ops.reset_breaker(binding))
 
     # --- the installed plugins page ------------------------------------------------------------------
     def get_urls(self):

@@ -18,7 +18,9 @@ from django.utils.html import escape
 from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
 
-from integration import store_operations as ops
+from integration.operations import queries
+from integration.operations import results
+from integration.operations import stores as store_ops
 from integration.models import Account, Alert, OrderSync, SyncStatus
 
 HOURS = 24
@@ -88,10 +90,10 @@ def dashboard_data(now=None):
                   oldest_failed_order=Subquery(failed.values("order_id")[:1]),
                   oldest_failed_order_id=Subquery(failed.values("order__order_id")[:1]))
     )
-    binding_stores = ops.binding_stores()
-    by_status = ops.syncs_by_store_and_status(since, binding_stores)
+    binding_stores = queries.binding_stores()
+    by_status = queries.syncs_by_store_and_status(since, binding_stores)
     hourly = {}
-    # Grouped by status first and by binding (no join): see store_operations.open_sync_figures.
+    # Grouped by status first and by binding (no join): see operations.queries.open_sync_figures.
     rows = (OrderSync.objects.filter(created_at__gte=buckets[0]).order_by()
             .annotate(hour=TruncHour("created_at"))
             .values_list("status", "hour", "binding_id").annotate(n=Count("pk")))
@@ -104,7 +106,7 @@ def dashboard_data(now=None):
         per_hour = hourly.setdefault(account_id, [dict.fromkeys((s[0] for s in SERIES), 0) for _ in buckets])
         per_hour[slot][SERIES_OF.get(status, "other")] += n
     alerts = {}
-    for alert in ops.open_alert_rows().select_related("account"):
+    for alert in queries.open_alert_rows().select_related("account"):
         alerts.setdefault(alert.account_id, []).append(alert)
 
     result = []
@@ -117,12 +119,12 @@ def dashboard_data(now=None):
             "counts": [(label, counts.get(value, 0), value) for value, label in SyncStatus.choices],
             "total": sum(counts.values()),
             "chart": hourly_chart(buckets, hourly.get(store.pk), store.name),
-            "oldest_failed_age": ops.duration((now - store.oldest_failed_at).total_seconds()) if store.oldest_failed_at else "",
+            "oldest_failed_age": results.duration((now - store.oldest_failed_at).total_seconds()) if store.oldest_failed_at else "",
             "oldest_failed_url": (reverse("admin:integration_order_change", args=[store.oldest_failed_order])
                                   if store.oldest_failed_order else ""),
             "failed_url": reverse("admin:integration_failedsync_changelist") + "?" + urlencode({"store": store.pk}),
-            "backlog_age": ops.duration(store.feed_backlog_age) if store.feed_backlog_age is not None else "",
-            "backlog_warning": ops.backlog_warning(store.feed_backlog_age, retention),
+            "backlog_age": results.duration(store.feed_backlog_age) if store.feed_backlog_age is not None else "",
+            "backlog_warning": store_ops.backlog_warning(store.feed_backlog_age, retention),
             "alerts": alerts.get(store.pk, []),
         })
     return {"stores": result, "global_alerts": alerts.get(None, []), "since": since, "now": now,

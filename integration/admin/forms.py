@@ -85,7 +85,7 @@ class FeedConfigurationForm(forms.ModelForm):
         expression = (cleaned.get("expression") or "").strip()
         cleaned["expression"] = expression
         if cleaned.get("filter_type") == FilterType.FROM_ORDERS and expression:
-            from integration.store_operations import expression_syntax_error
+            from integration.expressions import expression_syntax_error
 
             problem = expression_syntax_error(expression)
             if problem:
@@ -99,7 +99,7 @@ class ExpressionTestForm(forms.Form):
                                help_text="Default: the store's most recent order as VTEX last returned it.")
 
     def clean_expression(self):
-        from integration.store_operations import expression_syntax_error
+        from integration.expressions import expression_syntax_error
 
         expression = self.cleaned_data["expression"].strip()
         problem = expression_syntax_error(expression)

@@ -1,9 +1,9 @@
 """Stores: their health at a glance, their feed configuration, and what an operator does to them.
 
 The list's health figures are SQL aggregates, never a query per store: the page's rows come with
-their annotations (events in 24 h, open alerts; `store_operations.annotate_health`) in one query,
+their annotations (events in 24 h, open alerts; `operations.queries.annotate_health`) in one query,
 and the sync figures of every store on the page in one grouped query (`attach_sync_figures`).
-Every action is one call per store to a function of `integration.store_operations`
+Every action is one call per store to a function of `integration.operations.stores`
 and one message per store.
 """
 import json
@@ -19,7 +19,11 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
 
-from integration import store_operations as ops
+from integration import expressions
+from integration.operations import feed_configuration
+from integration.operations import queries
+from integration.operations import results
+from integration.operations import stores as store_ops
 from integration.admin.bindings import LEVELS, breaker_badge, can_operate
 from integration.admin.dashboard import dashboard_view
 from integration.admin.forms import AccountForm, ExpressionTestForm, FeedConfigurationForm
@@ -77,7 +81,7 @@ class StoreChangeList(ChangeList):
     def get_results(self, request):
         super().get_results(request)
         # The page's sync figures: one grouped query for every store on the page.
-        ops.attach_sync_figures(self.result_list)
+        queries.attach_sync_figures(self.result_list)
 
 
 @admin.register(Account)
@@ -95,7 +99,7 @@ class AccountAdmin(admin.ModelAdmin):
     change_list_template = "admin/integration/account/change_list.html"
 
     def get_queryset(self, request):
-        return ops.annotate_health(super().get_queryset(request))
+        return queries.annotate_health(super().get_queryset(request))
 
     def get_changelist(self, request, **kwargs):
         return StoreChangeList
@@ -149,7 +153,7 @@ class AccountAdmin(admin.ModelAdmin):
     def oldest_pending(self, obj):
         if obj.oldest_pending_at is None:
             return "—"
-        return ops.duration((timezone.now() - obj.oldest_pending_at).total_seconds())
+        return results.duration((timezone.now() - obj.oldest_pending_at).total_seconds())
 
     @admin.display(description="VTEX feed backlog", ordering="feed_backlog_age")
     def vtex_backlog(self, obj):
@@ -157,8 +161,8 @@ class AccountAdmin(admin.ModelAdmin):
             return "not checked"
         text = f"{obj.feed_backlog_quantity if obj.feed_backlog_quantity is not None else '?'} waiting"
         if obj.feed_backlog_quantity:
-            text += f", oldest {ops.duration(obj.feed_backlog_age)}"
-        warning = ops.backlog_warning(obj.feed_backlog_age, obj.feed_retention)
+            text += f", oldest {results.duration(obj.feed_backlog_age)}"
+        warning = store_ops.backlog_warning(obj.feed_backlog_age, obj.feed_retention)
         checked = f"checked {when(obj.feed_backlog_checked_at)}"
         if warning:
             return format_html('<strong class="backlog-warning" style="color:#b00020" title="{}">⚠ {}</strong>', warning, text)
@@ -179,23 +183,23 @@ class AccountAdmin(admin.ModelAdmin):
 
     @admin.action(description="Test connection (read the feed configuration)", permissions=["operate"])
     def check_connection(self, request, queryset):
-        self._each(request, queryset, ops.check_store_connection)
+        self._each(request, queryset, store_ops.check_store_connection)
 
     @admin.action(description="Run feed cycle now", permissions=["operate"])
     def run_feed_cycle(self, request, queryset):
-        self._each(request, queryset, ops.run_feed_cycle_now)
+        self._each(request, queryset, store_ops.run_feed_cycle_now)
 
     @admin.action(description="Pause (keep receiving, send nothing)", permissions=["operate"])
     def pause_stores(self, request, queryset):
-        self._each(request, queryset, ops.pause_store)
+        self._each(request, queryset, store_ops.pause_store)
 
     @admin.action(description="Resume", permissions=["operate"])
     def resume_stores(self, request, queryset):
-        self._each(request, queryset, ops.resume_store)
+        self._each(request, queryset, store_ops.resume_store)
 
     @admin.action(description="Reconcile now", permissions=["operate"])
     def reconcile_stores(self, request, queryset):
-        self._each(request, queryset, ops.reconcile_now)
+        self._each(request, queryset, store_ops.reconcile_now)
 
     # --- the store page ------------------------------------------------------------------------------
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
@@ -204,15 +208,15 @@ class AccountAdmin(admin.ModelAdmin):
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def _store_page_context(self, request, account):
-        ops.attach_sync_figures([account])
+        queries.attach_sync_figures([account])
         report = account.last_reconcile_report or {}
         config = FeedConfiguration.objects.filter(account=account).first()
         return {
             "health": account,
             "oldest_pending_age": self.oldest_pending(account),
-            "backlog_warning": ops.backlog_warning(account.feed_backlog_age, account.feed_retention),
-            "backlog_age": ops.duration(account.feed_backlog_age) if account.feed_backlog_age is not None else "?",
-            "rules_warning": ops.rules_outside_feed_message(account),
+            "backlog_warning": store_ops.backlog_warning(account.feed_backlog_age, account.feed_retention),
+            "backlog_age": results.duration(account.feed_backlog_age) if account.feed_backlog_age is not None else "?",
+            "rules_warning": feed_configuration.rules_outside_feed_message(account),
             "reconcile_report": report,
             "reconcile_brought_in": ", ".join(report.get("brought_in") or []),
             "feed_config": config,
@@ -226,7 +230,7 @@ class AccountAdmin(admin.ModelAdmin):
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
-        warning = ops.rules_outside_feed_message(form.instance)
+        warning = feed_configuration.rules_outside_feed_message(form.instance)
         if warning:
             self.message_user(request, warning, messages.WARNING)
 
@@ -265,15 +269,15 @@ class AccountAdmin(admin.ModelAdmin):
             raise PermissionDenied
         store_url = reverse("admin:integration_account_change", args=[account.pk])
         if request.method == "POST" and request.POST.get("confirm") == "yes":
-            operation = ops.push_feed_configuration if direction == "push" else ops.load_feed_configuration
+            operation = feed_configuration.push_feed_configuration if direction == "push" else feed_configuration.load_feed_configuration
             result = operation(account)
             self.message_user(request, result.message, LEVELS[result.level])
             if direction == "push" and result.ok:
-                warning = ops.rules_outside_feed_message(account)
+                warning = feed_configuration.rules_outside_feed_message(account)
                 if warning:
                     self.message_user(request, warning, messages.WARNING)
             return HttpResponseRedirect(store_url)
-        comparison = ops.compare_feed_configuration(account)
+        comparison = feed_configuration.compare_feed_configuration(account)
         diff = comparison.diff(direction)
         context = {
             **self.admin_site.each_context(request),
@@ -283,7 +287,7 @@ class AccountAdmin(admin.ModelAdmin):
             "direction": direction,
             "comparison": comparison,
             "diff_lines": [(_diff_class(line), line) for line in diff],
-            "shared_warning": ops.SHARED_FEED_WARNING,
+            "shared_warning": feed_configuration.SHARED_FEED_WARNING,
             "store_url": store_url,
             "can_confirm": (not comparison.error and (direction == "push" and not comparison.local_errors
                                                        or direction == "load" and comparison.remote is not None)),
@@ -299,11 +303,11 @@ class AccountAdmin(admin.ModelAdmin):
         if request.method == "POST":
             form = ExpressionTestForm(request.POST)
             if form.is_valid():
-                result, error = ops.evaluate_expression(form.cleaned_data["expression"], form.cleaned_data["document"])
+                result, error = expressions.evaluate_expression(form.cleaned_data["expression"], form.cleaned_data["document"])
                 evaluated = not error
         else:
             config = FeedConfiguration.objects.filter(account=account).first()
-            snapshot = ops.latest_order_snapshot(account)
+            snapshot = feed_configuration.latest_order_snapshot(account)
             form = ExpressionTestForm(initial={
                 "expression": request.GET.get("expression") or (config.expression if config else "") or 'status = "ready-for-handling"',
                 "document": json.dumps(snapshot, indent=2, ensure_ascii=False) if snapshot is not None else "{}",

@@ -8,6 +8,7 @@ need no scan of the syncs table to draw themselves, and nothing counts the unfil
 import json
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
@@ -20,7 +21,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from integration import operations
+from integration.admin.bindings import LEVELS
+from integration.operations import syncs as sync_ops
 from integration.models import (
     Account, AdapterBinding, FailedSync, FeedEvent, HeldSync, Order, OrderSync, RuleAction, StartHandlingState,
     SyncAttempt, SyncStatus,
@@ -176,20 +178,19 @@ class SyncAdminBase(admin.ModelAdmin):
 
     # --- actions ------------------------------------------------------------------------------
     def _report(self, request, outcome):
-        level = messages.SUCCESS if outcome.changed else messages.WARNING
-        self.message_user(request, outcome.message(), level)
+        self.message_user(request, outcome.message, LEVELS[outcome.level])
 
     @admin.action(description="Retry now", permissions=["change"])
     def retry_now(self, request, queryset):
-        self._report(request, operations.retry_syncs(queryset))
+        self._report(request, sync_ops.retry_syncs(queryset))
 
     @admin.action(description="Mark resolved — delivered by hand", permissions=["change"])
     def resolve_delivered_by_hand(self, request, queryset):
-        self._report(request, operations.resolve_delivered_by_hand(queryset, request.user))
+        self._report(request, sync_ops.resolve_delivered_by_hand(queryset, request.user))
 
     @admin.action(description="Mark resolved — abandon", permissions=["change"])
     def resolve_abandon(self, request, queryset):
-        self._report(request, operations.abandon_syncs(queryset, request.user))
+        self._report(request, sync_ops.abandon_syncs(queryset, request.user))
 
     # --- retry all matching the filter ------------------------------------------------------------
     def get_urls(self):
@@ -213,11 +214,10 @@ class SyncAdminBase(admin.ModelAdmin):
             self.message_user(request, "That filter is not valid; nothing was retried.", messages.ERROR)
             return HttpResponseRedirect(changelist_url)
         if request.method == "POST" and request.POST.get("confirm") == "yes":
-            outcome = operations.retry_matching(queryset)
+            outcome = sync_ops.retry_matching(queryset)
             self._report(request, outcome)
             return HttpResponseRedirect(back)
-        count = queryset.filter(status__in=operations.ACTIONABLE).count()
-        from django.conf import settings
+        count = queryset.filter(status__in=sync_ops.ACTIONABLE).count()
 
         per_minute = max(1, settings.RETRY_ALL_PER_MINUTE)
         context = {
@@ -226,7 +226,7 @@ class SyncAdminBase(admin.ModelAdmin):
             "title": "Retry all matching this filter",
             "count": count,
             "per_minute": per_minute,
-            "spread": operations._duration((count - 1) / per_minute) if count > 1 else "",
+            "spread": sync_ops._duration((count - 1) / per_minute) if count > 1 else "",
             "querystring": querystring,
             "changelist_url": back,
             "filters": [(k, v) for k, v in request.GET.items() if k not in ("p", "o")],
@@ -303,8 +303,8 @@ class OrderAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry start-handling", permissions=["change"])
     def retry_start_handling(self, request, queryset):
-        outcome = operations.retry_start_handling(queryset)
-        self.message_user(request, outcome.message(), messages.SUCCESS if outcome.changed else messages.WARNING)
+        outcome = sync_ops.retry_start_handling(queryset)
+        self.message_user(request, outcome.message, LEVELS[outcome.level])
 
     def get_urls(self):
         info = self.opts.app_label, self.opts.model_name
@@ -332,7 +332,7 @@ class OrderAdmin(admin.ModelAdmin):
             .order_by("binding__name", "binding_id", "action", "state", "id")
         )
         for sync in syncs:
-            sync.actionable = sync.status in operations.ACTIONABLE
+            sync.actionable = sync.status in sync_ops.ACTIONABLE
             sync.badge = status_badge(sync.status, sync.get_status_display())
         parsed, parse_error = None, ""
         if order.snapshot is not None:
@@ -356,7 +356,7 @@ class OrderAdmin(admin.ModelAdmin):
             "raw_json": json.dumps(order.snapshot, indent=2, ensure_ascii=False) if order.snapshot is not None else "",
             "can_operate_syncs": can_operate_syncs,
             "can_retry_start_handling": (self.has_change_permission(request, order)
-                                         and order.start_handling_state in operations.RETRYABLE_START_HANDLING),
+                                         and order.start_handling_state in sync_ops.RETRYABLE_START_HANDLING),
             "start_handling_done": order.start_handling_state == StartHandlingState.DONE,
             "operate_url": reverse("admin:integration_order_operate", args=[order.pk]),
             "has_view_permission": True,
@@ -378,7 +378,7 @@ class OrderAdmin(admin.ModelAdmin):
         if op == "retry_start_handling":
             if not self.has_change_permission(request, order):
                 raise PermissionDenied
-            outcome = operations.retry_start_handling(Order.objects.filter(pk=order.pk))
+            outcome = sync_ops.retry_start_handling(Order.objects.filter(pk=order.pk))
             anchor = ""
         else:
             sync_admin = self.admin_site._registry.get(OrderSync)
@@ -389,13 +389,13 @@ class OrderAdmin(admin.ModelAdmin):
                 self.message_user(request, "No such sync on this order; nothing was changed.", messages.ERROR)
                 return HttpResponseRedirect(order_url(order.pk))
             if op == "retry_sync":
-                outcome = operations.retry_syncs(syncs)
+                outcome = sync_ops.retry_syncs(syncs)
             elif op == "resolve_by_hand":
-                outcome = operations.resolve_delivered_by_hand(syncs, request.user)
+                outcome = sync_ops.resolve_delivered_by_hand(syncs, request.user)
             else:
-                outcome = operations.abandon_syncs(syncs, request.user)
+                outcome = sync_ops.abandon_syncs(syncs, request.user)
             anchor = request.POST["sync"]
-        self.message_user(request, outcome.message(), messages.SUCCESS if outcome.changed else messages.WARNING)
+        self.message_user(request, outcome.message, LEVELS[outcome.level])
         return HttpResponseRedirect(order_url(order.pk, anchor or None))
 
     # --- bring in one order by id ---------------------------------------------------------------
@@ -409,11 +409,11 @@ class OrderAdmin(admin.ModelAdmin):
             if form.is_valid():
                 account, order_id = form.cleaned_data["account"], form.cleaned_data["order_id"]
                 try:
-                    result = operations.sync_order_now(account, order_id)
+                    result = sync_ops.sync_order_now(account, order_id)
                 except VtexError as exc:
                     error = f"VTEX answered: {exc}"
                 if result is not None:
-                    self.message_user(request, result.message(), messages.SUCCESS)
+                    self.message_user(request, result.message, LEVELS[result.level])
         else:
             form = SyncOrderForm(initial={"account": request.GET.get("account"), "order_id": request.GET.get("order_id", "")})
         context = {
@@ -423,6 +423,6 @@ class OrderAdmin(admin.ModelAdmin):
             "form": form,
             "result": result,
             "error": error,
-            "order_page": order_url(result.order.pk) if result and result.order else "",
+            "order_page": order_url(result.data["order"].pk) if result and result.data["order"] else "",
         }
         return TemplateResponse(request, "admin/integration/sync_order_form.html", context)

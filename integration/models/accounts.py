@@ -1,8 +1,9 @@
 """Stores (VTEX accounts), their feed configuration and their routing rules."""
 import secrets
+from datetime import timedelta
 
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import IntegrityError, models, transaction
 from django.db.models.functions import Now
 
 from integration.crypto import encrypted_property
@@ -64,10 +65,6 @@ class Account(models.Model):
         if self.api_base_url:
             return self.api_base_url.rstrip("/")
         return f"https://{self.account_name}.{self.environment}.com.br"
-
-    @property
-    def vtex_admin_url(self):
-        return f"https://{self.account_name}.myvtex.com/admin"
 
     def save(self, *args, **kwargs):
         creating = self._state.adding
@@ -192,13 +189,9 @@ class RoutePause(models.Model):
 
     @classmethod
     def pause(cls, account_id, route, seconds, reason=""):
-        from datetime import timedelta
-
         until = Now() + timedelta(seconds=seconds)
         updated = cls.objects.filter(account_id=account_id, route=route).update(paused_until=until, reason=reason[:200])
         if not updated:
-            from django.db import IntegrityError, transaction
-
             try:
                 with transaction.atomic():
                     cls.objects.create(account_id=account_id, route=route, paused_until=until, reason=reason[:200])

@@ -4,6 +4,8 @@ from django.db import models
 
 from integration.crypto import encrypted_property
 from integration.models.accounts import Account
+from integration.plugins.contract import SettingsError
+from integration.plugins.manager import get_registry
 
 
 class AdapterNotInstalled(Exception):
@@ -35,13 +37,7 @@ class AdapterBinding(models.Model):
         return f"{self.account} → {self.name or self.adapter_key}"
 
     def adapter_class(self):
-        from integration.plugins.manager import get_registry
-
         return get_registry().get_adapter_class(self.adapter_key)
-
-    @property
-    def is_installed(self):
-        return self.adapter_class() is not None
 
     def supported_actions(self):
         cls = self.adapter_class()
@@ -62,8 +58,6 @@ class AdapterBinding(models.Model):
 
     def apply_settings(self, raw):
         """Validate with the adapter and split secret from plain settings. Raises ValidationError."""
-        from integration.plugins.contract import SettingsError
-
         cls = self.adapter_class()
         if cls is None:
             raise ValidationError({"adapter_key": f"No installed adapter has the key '{self.adapter_key}'."})

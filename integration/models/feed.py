@@ -39,7 +39,3 @@ class FeedEvent(models.Model):
 
     def __str__(self):
         return f"{self.order_id or '?'} {self.state or '?'} ({self.source})"
-
-    @property
-    def is_malformed(self):
-        return bool(self.error)

@@ -14,6 +14,19 @@ from django.utils import timezone
 
 from integration.models import AdapterBinding
 
+CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
+
+
+def state(binding, now=None):
+    """closed: calls go out; open: the ERP is not called until `breaker_open_until`;
+    half-open: the open period is over and the next call is a probe that decides."""
+    now = now or timezone.now()
+    if binding.breaker_failures < settings.BREAKER_THRESHOLD:
+        return CLOSED
+    if binding.breaker_open_until is not None and binding.breaker_open_until > now:
+        return OPEN
+    return HALF_OPEN
+
 
 def seconds_to_wait(binding):
     """0 when a call may go out now; otherwise how long this sync should wait.
@@ -43,5 +56,13 @@ def record_success(binding):
         breaker_failures=0, breaker_open_until=None)
 
 
-def is_open(binding):
-    return binding.breaker_failures >= settings.BREAKER_THRESHOLD and binding.breaker_open_until is not None and binding.breaker_open_until > timezone.now()
+def is_open(binding, now=None):
+    return state(binding, now) == OPEN
+
+
+def reset(binding):
+    """Close the breaker by hand (the ERP is known to be back); returns the state it was in."""
+    was = state(binding)
+    AdapterBinding.objects.filter(pk=binding.pk).update(breaker_failures=0, breaker_open_until=None)
+    binding.breaker_failures, binding.breaker_open_until = 0, None
+    return was

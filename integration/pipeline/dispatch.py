@@ -25,12 +25,13 @@ from integration.models import (
     AttemptOutcome, Order, OrderSync, RuleAction, StartHandlingState, SyncAttempt, SyncStatus,
 )
 from integration.plugins.contract import AdapterError
+from integration.plugins.events import SyncInfo
 from integration.plugins.manager import get_registry, notify
 from integration.plugins.parsed_order import InvalidOrder, parse_order
 from integration.redaction import excerpt, redact
-from integration.pipeline.start_handling import refresh_eligibility, run_start_handling
+from integration.pipeline.start_handling import after_dispatch
 from integration.vtex import errors
-from integration.vtex.client import VtexClient
+from integration.pipeline.vtex_access import client_for
 from integration.vtex.statuses import READY_FOR_HANDLING
 
 log = logging.getLogger(__name__)
@@ -186,8 +187,7 @@ def _process(order_pk, owner, report, *, order=None, syncs=None):
     installed = get_registry().adapters
     syncs = [s for s in syncs if s.binding.adapter_key in installed]
     syncs.sort(key=lambda s: (ACTION_ORDER.get(s.action, 9), s.pk))
-    client = VtexClient(account)
-    claimed = False
+    client = client_for(account)
     if syncs:
         try:
             raw = client.get_order(order.order_id)
@@ -215,8 +215,7 @@ def _process(order_pk, owner, report, *, order=None, syncs=None):
             return
         for sync in syncs:
             _run_sync(sync, order, parsed, raw, owner, report)
-        claimed = refresh_eligibility(order, claim=True) == StartHandlingState.CLAIMED
-    outcome = run_start_handling(order, client, claimed=claimed)
+    outcome = after_dispatch(order, client, syncs_ran=bool(syncs))
     if outcome:
         report.start_handling[outcome] = report.start_handling.get(outcome, 0) + 1
 
@@ -254,12 +253,7 @@ def _run_sync(sync, order, parsed, raw, owner, report):
 
 def _call_adapter(adapter, sync, attempt, started, parsed, raw, report):
     try:
-        if sync.action == RuleAction.SEND:
-            delivery = adapter.send_order(parsed, raw, sync.idempotency_key)
-        elif sync.action == RuleAction.CANCEL:
-            delivery = adapter.cancel_order(parsed, raw, sync.idempotency_key)
-        else:
-            delivery = adapter.status_changed(parsed, raw, sync.state, sync.idempotency_key)
+        delivery = adapter.perform(sync.action, parsed, raw, sync.idempotency_key, state=sync.state)
     except AdapterError as exc:
         _complete_attempt(attempt, started, AttemptOutcome.PERMANENT if exc.permanent else AttemptOutcome.TRANSIENT,
                           error=str(exc), request=exc.request_excerpt, response=exc.response_excerpt)
@@ -284,7 +278,7 @@ def _call_adapter(adapter, sync, attempt, started, parsed, raw, report):
             sync.status, sync.attempts, sync.finished_at = SyncStatus.SUCCEEDED, sync.attempts + 1, timezone.now()
             sync.last_error = sync.hold_reason = ""
             sync.erp_reference, sync.next_attempt_at = delivery_reference, None
-            notify("sync_succeeded", sync=sync)
+            notify("sync_succeeded", sync=SyncInfo.of(sync))
 
 
 def _has_observers(hook_name):
@@ -310,7 +304,8 @@ def _fail_or_retry(sync, error, *, permanent, report, counted=False):
         why = error if permanent else f"{error} (gave up after {attempts} attempts)"
         if pending.update(status=SyncStatus.FAILED, attempts=attempts, last_error=why, finished_at=Now(), next_attempt_at=None):
             report.failed += 1
-            notify("sync_failed", sync=OrderSync.objects.select_related("order", "binding").get(pk=sync.pk), error=why)
+            row = OrderSync.objects.select_related("order__account", "binding").get(pk=sync.pk)
+            notify("sync_failed", sync=SyncInfo.of(row), error=why)
         return
     wait = delay_after(attempts)
     if pending.update(attempts=attempts, last_error=error, next_attempt_at=Now() + timedelta(seconds=wait)):

@@ -7,17 +7,23 @@ committed then.
 """
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from django.conf import settings
+from django.db import DatabaseError, connection
+from django.db.models import F
 from django.db.models.functions import Now
 
+from integration import queueing
 from integration.pipeline import inbox
 from integration.pipeline.leases import new_owner_id, release_lease, renew_lease, take_lease
 from integration.models import Account
+from integration.plugins.events import StoreInfo
+from integration.plugins.manager import notify
 from integration.redaction import redact
 from integration.vtex import errors
-from integration.vtex.client import VtexClient
+from integration.pipeline.vtex_access import client_for
 
 log = logging.getLogger(__name__)
 MAXLOT = 10
@@ -63,7 +69,7 @@ def run_feed_cycle(account, *, budget=None, owner=None):
     started = time.monotonic()
     reader = _ReadAhead()
     try:
-        client = VtexClient(account)
+        client = client_for(account)
         previous_call, rate, empties = None, None, 0
         while reader.pending or time.monotonic() - started < budget:
             if summary.batches and not renew_lease(lease, owner, settings.FEED_LEASE_TTL):
@@ -117,8 +123,6 @@ def _release_and_record(lease, owner, account, summary):
     these last writes. Retry them once on a new connection; if the database is still away, say
     so in the log (the lease then expires by itself after FEED_LEASE_TTL).
     """
-    from django.db import DatabaseError, connection
-
     for retry in (False, True):
         try:
             release_lease(lease, owner)
@@ -147,8 +151,6 @@ class _ReadAhead:
         self._pool = None
 
     def start(self, func, *args):
-        from concurrent.futures import ThreadPoolExecutor
-
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feed-read-ahead")
         self.started_at = time.monotonic()
@@ -172,8 +174,6 @@ class _ReadAhead:
 
 
 def _close_connection():
-    from django.db import connection
-
     connection.close()
 
 
@@ -186,17 +186,13 @@ def _one_batch(account, client, summary, reader, read_ahead=True):
     summary.fetched += len(items)
     incoming = [inbox.parse_feed_item(item) for item in items]
     try:
-        stored = inbox.store_events(account, incoming)
+        stored = inbox.take_in(account, incoming)
     except Exception as exc:
         # Nothing is committed: VTEX offers these items again after the visibility timeout.
         raise RuntimeError(f"could not store {len(items)} feed items, none committed: {type(exc).__name__}: {exc}") from exc
     summary.new += stored.new
     summary.duplicate += stored.duplicate
     summary.malformed += stored.malformed
-    if stored.new:
-        from integration.tasks import enqueue_dispatch
-
-        enqueue_dispatch(account.pk)
     if read_ahead and len(items) >= MAXLOT:
         reader.start(client.retrieve_feed_items, MAXLOT)
     # Every handle is committed: duplicates and events no rule acts on included (VTEX: failing
@@ -221,14 +217,31 @@ def _record(account, summary):
         Account.objects.filter(pk=account.pk).update(consecutive_cycle_failures=0, **fields)
         log.info("feed cycle %s", summary.line())
     else:
-        from django.db.models import F
-
         Account.objects.filter(pk=account.pk).update(consecutive_cycle_failures=F("consecutive_cycle_failures") + 1, **fields)
         log.warning("feed cycle %s", summary.line())
-    from integration.plugins.manager import notify
-
-    notify("feed_cycle_finished", account=account, summary=asdict(summary))
+    notify("feed_cycle_finished", account=StoreInfo.of(account), summary=asdict(summary))
 
 
 def feed_accounts():
     return Account.objects.filter(active=True, intake_mode__in=["feed", "both"])
+
+
+def enqueue_feed_cycles():
+    """Fan out one queued feed cycle per store that polls its feed; returns how many."""
+    ids = list(feed_accounts().values_list("pk", flat=True))
+    for pk in ids:
+        queueing.enqueue_feed_cycle(pk)
+    return len(ids)
+
+
+def run_queued_feed_cycle(account_id):
+    """The feed cycle of one store, as queued by `enqueue_feed_cycles`; returns its summary line."""
+    account = Account.objects.filter(pk=account_id, active=True).first()
+    if account is None:
+        return "store gone or inactive"
+    summary = run_feed_cycle(account)
+    if summary.ok and not summary.skipped and not summary.drained:
+        # The time budget ran out with the feed still full (a backlog): the next cycle starts
+        # now instead of at the next minute of the schedule.
+        queueing.enqueue_feed_cycle(account_id)
+    return summary.line()

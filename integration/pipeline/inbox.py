@@ -5,6 +5,7 @@ event is never stored and then forgotten.
 """
 import hashlib
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone as dt_timezone
@@ -13,9 +14,13 @@ from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Now
 
+from integration import queueing
 from integration.models import FeedEvent
+from integration.pipeline.routing import route_events
 
 _TIME = re.compile(r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:?\d{2})?$")
+
+log = logging.getLogger(__name__)
 
 
 def normalize_change_time(value):
@@ -104,8 +109,6 @@ class StoreResult:
 
 def store_events(account, incoming):
     """Store a batch in one transaction, deduplicated by change_key, and route the new ones."""
-    from integration.pipeline.routing import route_events
-
     by_key, seen = {}, {}
     for event in incoming:
         key = event.change_key(account.pk)
@@ -144,3 +147,18 @@ def store_events(account, incoming):
 def mark_committed(account, incoming):
     keys = [e.change_key(account.pk) for e in incoming]
     FeedEvent.objects.filter(change_key__in=keys, committed_at__isnull=True).update(committed_at=Now())
+
+
+def take_in(account, incoming):
+    """Store and route a batch (`store_events`), then ask dispatch to run when anything is new.
+
+    `new_event_ids`, not `new`: when a concurrent delivery of the same change won the insert,
+    `new` may still count it while nothing of ours was inserted.
+    """
+    stored = store_events(account, incoming)
+    if stored.new_event_ids:
+        try:
+            queueing.enqueue_dispatch(account.pk)
+        except Exception:  # the batch is stored and routed; the scheduled dispatcher picks it up
+            log.exception("store=%s: could not enqueue dispatch", account.account_name)
+    return stored

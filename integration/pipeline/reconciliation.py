@@ -19,7 +19,7 @@ from integration.pipeline.sync_order import sync_order
 from integration.models import Account, EventSource, FeedEvent
 from integration.redaction import redact
 from integration.vtex import errors
-from integration.vtex.client import VtexClient
+from integration.pipeline.vtex_access import client_for
 from integration.vtex.statuses import READY_FOR_HANDLING
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def _vtex_time(moment):
 def reconcile_account(account, now=None, client=None):
     now = now or timezone.now()
     report = ReconcileReport(store=account.account_name)
-    client = client or VtexClient(account)
+    client = client or client_for(account)
     window_end = now - timedelta(seconds=settings.RECONCILE_MIN_AGE_SECONDS)
     window_start = now - timedelta(hours=settings.RECONCILE_LOOKBACK_HOURS)
     try:
@@ -76,9 +76,6 @@ def reconcile_account(account, now=None, client=None):
         report.error = redact(str(exc))
     Account.objects.filter(pk=account.pk).update(last_reconcile_at=Now(), last_reconcile_report=asdict(report))
     if report.brought_in:
-        from integration.tasks import enqueue_dispatch
-
-        enqueue_dispatch(account.pk)
         log.warning("reconciliation %s: %s", report.line(), ", ".join(report.brought_in[:20]))
     return report
 

@@ -1,9 +1,10 @@
 """Routing: a new inbox event, matched against its store's rules, becomes OrderSyncs."""
 from collections import defaultdict
 
+from django.db import transaction
 from django.db.models.functions import Now
 
-from integration.models import FeedEvent, Order, OrderSync, RuleAction
+from integration.models import Account, FeedEvent, Order, OrderSync, RuleAction
 from integration.vtex.statuses import CANCELED_STATES
 
 
@@ -72,10 +73,6 @@ def route_events(account, events):
 
 def sweep_unrouted(limit=500):
     """Route events stored but never routed (an older version, or a crash between steps)."""
-    from django.db import transaction
-
-    from integration.models import Account
-
     done = 0
     for account in Account.objects.filter(events__routed_at__isnull=True).distinct():
         with transaction.atomic():

@@ -3,6 +3,7 @@
 The order's start-handling state advances by conditional updates (pending -> claimed -> done,
 conflict or failed), so two workers can never both call it.
 """
+import enum
 import logging
 import time
 from datetime import timedelta
@@ -19,25 +20,45 @@ log = logging.getLogger(__name__)
 QUICK_RETRIES = 2
 
 
-def refresh_eligibility(order, *, claim=False):
+class Eligibility(enum.Enum):
+    """What `refresh_eligibility` did."""
+
+    UNCHANGED = "unchanged"  # not every gating send delivered, switched off, or already due or done
+    DUE = "due"              # became due now
+    CLAIMED = "claimed"      # became due now and is claimed for the caller
+
+    @property
+    def became_due(self):
+        return self is not Eligibility.UNCHANGED
+
+
+def refresh_eligibility(order, *, claim=False) -> Eligibility:
     """Make start-handling due once every gating send of the order has been delivered.
 
-    Returns True when it became due now. With ``claim`` (the dispatcher, which calls it right
-    after) it is made due and claimed in one conditional update, and CLAIMED is returned then.
+    With ``claim`` (the dispatcher, which calls it right after) it is made due and claimed in one
+    conditional update.
     """
     gating = OrderSync.objects.filter(order=order, action=RuleAction.SEND, binding__gates_start_handling=True)
     statuses = set(gating.values_list("status", flat=True))  # one query, not two
     if not statuses or not statuses <= set(DELIVERED_STATUSES):
-        return False
+        return Eligibility.UNCHANGED
     pending = Order.objects.filter(pk=order.pk, start_handling_state=StartHandlingState.PENDING, start_handling_due_at__isnull=True)
     if not order.account.call_start_handling:
         pending.update(start_handling_state=StartHandlingState.SKIPPED, start_handling_record="Not called: this store has start-handling switched off.")
-        return False
+        return Eligibility.UNCHANGED
     if claim and pending.filter(canceled=False).update(
             start_handling_due_at=Now(), start_handling_state=StartHandlingState.CLAIMED,
             start_handling_attempts=F("start_handling_attempts") + 1):
-        return StartHandlingState.CLAIMED
-    return pending.update(start_handling_due_at=Now()) > 0
+        return Eligibility.CLAIMED
+    return Eligibility.DUE if pending.update(start_handling_due_at=Now()) else Eligibility.UNCHANGED
+
+
+def after_dispatch(order, client, *, syncs_ran) -> StartHandlingState | None:
+    """The dispatcher's one call for an order it worked on: when its syncs ran (`syncs_ran`),
+    make start-handling due if every gating send is now delivered (and claim it); then call it if
+    it is due. Returns the state it reached, or None when it was not called."""
+    claimed = syncs_ran and refresh_eligibility(order, claim=True) is Eligibility.CLAIMED
+    return run_start_handling(order, client, claimed=claimed)
 
 
 def _finish(order, state, record, **extra):
@@ -55,7 +76,7 @@ def _reschedule(order, record, seconds, *, count_attempt=True):
     _finish(order, StartHandlingState.PENDING, record, start_handling_due_at=Now() + timedelta(seconds=seconds), **extra)
 
 
-def run_start_handling(order, client, *, claimed=False):
+def run_start_handling(order, client, *, claimed=False) -> StartHandlingState | None:
     """Call start-handling for `order` if it is due. Returns the new state, or None if not due.
 
     ``claimed``: the caller already claimed it (``refresh_eligibility(order, claim=True)``)."""
@@ -117,7 +138,7 @@ def make_stranded_due(limit=500):
         .filter(Exists(gating)).exclude(Exists(gating.exclude(status__in=DELIVERED_STATUSES)))
         .select_related("account").order_by("pk")[:limit]
     )
-    return sum(1 for order in stranded if refresh_eligibility(order))
+    return sum(1 for order in stranded if refresh_eligibility(order).became_due)
 
 
 def _record_conflict(order, client, exc):

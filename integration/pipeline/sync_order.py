@@ -1,15 +1,16 @@
 """Bring one order in by id (onboarding, backfill, an order the feed lost), through the inbox."""
 from integration.pipeline import inbox
 from integration.models import EventSource
-from integration.vtex.client import VtexClient
+from integration.pipeline.vtex_access import client_for
 
 
 def sync_order(account, order_id, client=None, source=EventSource.SYNC_ORDER):
-    """Fetch the order and store its current status as an inbox event, routed like any other.
+    """Fetch the order and store its current status as an inbox event, routed like any other
+    (and dispatched: `inbox.take_in`).
 
     Returns the StoreResult: new == 0 means the hub already had this change.
     """
-    client = client or VtexClient(account)
+    client = client or client_for(account)
     raw = client.get_order(order_id)
     event = inbox.IncomingEvent(
         source=source,
@@ -20,4 +21,4 @@ def sync_order(account, order_id, client=None, source=EventSource.SYNC_ORDER):
     )
     if not event.state:
         event.error = "The order has no status"
-    return inbox.store_events(account, [event])
+    return inbox.take_in(account, [event])

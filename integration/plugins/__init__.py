@@ -1,8 +1,11 @@
 """The plugin system: hook specs, the adapter contract, the registry and the parsed order.
 
-Plugin authors need only this package::
+Plugin authors need only this package, the hub's public plugin API::
 
     from integration.plugins import hookimpl, Adapter, Setting, Delivery, PermanentError, TransientError
+
+It also re-exports what an adapter may use besides: the parsed order, the redaction helpers
+(`redact`, `excerpt`, `register_secret`, …) and the plain values the observer hooks receive.
 """
 import functools
 import importlib.metadata
@@ -22,11 +25,17 @@ from integration.plugins.contract import (
     SettingsError,
     TransientError,
 )
+from integration.plugins.events import AlertInfo, StoreInfo, SyncInfo
 from integration.plugins.hookspecs import PROJECT_NAME, hookimpl, hookspec
+from integration.plugins.parsed_order import InvalidOrder, ParsedOrder, parse_order
+from integration.redaction import REDACTED, excerpt, is_secret_name, redact, redact_headers, register_secret
 
 __all__ = [
     "ACTIONS", "CANCEL", "SEND", "STATUS", "Adapter", "AdapterError", "Delivery", "PermanentError",
     "Setting", "SettingsError", "TransientError", "PROJECT_NAME", "hookimpl", "hookspec", "hub_version",
+    "InvalidOrder", "ParsedOrder", "parse_order",
+    "REDACTED", "excerpt", "is_secret_name", "redact", "redact_headers", "register_secret",
+    "AlertInfo", "StoreInfo", "SyncInfo",
 ]
 
 DISTRIBUTION_NAME = "vtex-order-hub"

@@ -1,5 +1,7 @@
 """Every hook a plugin can implement, in one place (datasette style).
 
+Observer hooks receive plain, frozen values (`integration.plugins.events`), never database rows.
+
 Plugins mark their implementations with `from integration.plugins import hookimpl`. The hub
 never calls these hooks as a broadcast: `integration.plugins.manager` calls each plugin's
 implementation on its own, so one plugin's exception never stops another's.
@@ -19,14 +21,14 @@ def erp_adapters():
 
 @hookspec
 def sync_succeeded(sync):
-    """Observer: an OrderSync row (a Django model instance) was delivered by its adapter."""
+    """Observer: a sync was delivered by its adapter. `sync` is a `SyncInfo` (plain data)."""
 
 
 @hookspec
 def sync_failed(sync, error):
-    """Observer: an OrderSync failed for good (maximum attempts reached, or a permanent error).
+    """Observer: a sync failed for good (maximum attempts reached, or a permanent error).
 
-    `error` is the (redacted) error message shown to the operator.
+    `sync` is a `SyncInfo`; `error` is the (redacted) error message shown to the operator.
     """
 
 
@@ -34,7 +36,7 @@ def sync_failed(sync, error):
 def feed_cycle_finished(account, summary):
     """Observer: one store's feed cycle ended.
 
-    `account` is the Account model instance; `summary` is a dict with the counts
+    `account` is a `StoreInfo` (id, account_name, name); `summary` is a dict with the counts
     fetched / new / duplicate / committed and `error` (a message, or empty).
     """
 
@@ -43,7 +45,7 @@ def feed_cycle_finished(account, summary):
 def alert_changed(alert, recovered):
     """Observer: an alert episode opened (`recovered` False) or ended (`recovered` True).
 
-    `alert` is the Alert model instance (kind, store, message, opened_at, resolved_at). Each
+    `alert` is an `AlertInfo` (kind, kind_label, subject, store, message, opened_at, resolved_at). Each
     episode is announced once when it opens and once when it recovers; the built-in channels
     (e-mail, webhook) implement this hook, and a plugin can add its own (chat, paging).
     """

@@ -1,14 +1,18 @@
-"""The VTEX Orders API client: one pooled session per store, typed errors, shared route pauses."""
+"""The VTEX Orders API client: HTTP and VTEX only, one pooled session per store, typed errors.
+
+What it needs from the rest of the hub (route pauses shared by every worker, the rate cap,
+response counts) comes in through a `RouteGuard`; the hub's implementation, backed by the
+database, is `integration.pipeline.vtex_access`.
+"""
 import json
 import logging
 import os
-import threading
 import time
+from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from typing import Protocol
 
 import requests
-from django.conf import settings
-from django.utils import timezone
 
 from integration.redaction import excerpt, register_secret
 from integration.vtex import errors
@@ -17,34 +21,52 @@ log = logging.getLogger(__name__)
 
 GET_RETRIES = 2  # idempotent GETs: a couple of quick retries on 5xx and network errors
 GET_RETRY_DELAYS = (0.2, 0.6)
+DEFAULT_TIMEOUT = (3.05, 20)  # (connect, read) seconds
+DEFAULT_RETRY_AFTER = 60  # seconds a 429/503 without a usable Retry-After pauses the route
 
 _sessions = {}
-_counts_lock = threading.Lock()
-_response_counts = {}  # (store pk, route, status code or "network") -> n, in this process
 
 
-def _count(store, route, code):
-    key = (store, route, str(code))
-    with _counts_lock:
-        _response_counts[key] = _response_counts.get(key, 0) + 1
+class RouteGuard(Protocol):
+    """What the client asks of its caller around each call; `route` names a VTEX endpoint."""
+
+    def paused_until(self, route) -> datetime | None:
+        """When a pause of this route (after a 429/503) ends, or None when it is not paused."""
+
+    def pause(self, route, seconds, reason) -> None:
+        """Pause this route for every worker: VTEX said 429 or 503."""
+
+    def wait_for_slot(self, route) -> None:
+        """Block until the rate cap lets one more call go out on this route."""
+
+    def count_response(self, route, code) -> None:
+        """Count one answer: a status code, or "network" when there was none."""
 
 
-def take_response_counts():
-    """The counts since the last call (for flushing to the database)."""
-    with _counts_lock:
-        counts = dict(_response_counts)
-        _response_counts.clear()
-    return counts
+class NoGuard:
+    """No pauses, no cap, no counts: for scripts and tests that talk to VTEX directly."""
+
+    def paused_until(self, route):
+        return None
+
+    def pause(self, route, seconds, reason):
+        pass
+
+    def wait_for_slot(self, route):
+        pass
+
+    def count_response(self, route, code):
+        pass
 
 
-def _session_for(account_id, base_url):
+def _session_for(pool_key, base_url, pool_size):
     # One pooled session per store and process; requests.Session is safe enough for our use
     # (no cookies, fixed headers) and keeps TLS connections alive across calls.
-    key = (account_id, base_url)
+    key = (pool_key, base_url)
     session = _sessions.get(key)
     if session is None:
         session = requests.Session()
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=max(8, settings.DISPATCH_CONCURRENCY))
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         # The environment (proxies, CA bundle) is read once here rather than by requests on every
@@ -58,43 +80,6 @@ def _session_for(account_id, base_url):
     return session
 
 
-_tokens = {}  # (store pk, ciphertext) -> app token: decrypt once per process, not per client
-
-
-def _app_token(account):
-    key = (account.pk, account.app_token_ciphertext, tuple(settings.HUB_ENCRYPTION_KEYS))
-    token = _tokens.get(key)
-    if token is None:
-        token = _tokens[key] = account.app_token
-    return token
-
-
-# A route pause is looked up in the database at most once a second per process and route while
-# none is active (a pause another worker records is seen within that second); a pause this
-# process records, or finds, is honoured at once.
-PAUSE_CHECK_SECONDS = 1.0
-_pause_checked = {}  # (store pk, route) -> monotonic time of the last lookup that found no pause
-
-
-def _active_pause(account_id, route):
-    from integration.models import RoutePause
-
-    key = (account_id, route)
-    checked = _pause_checked.get(key)
-    if checked is not None and time.monotonic() - checked < PAUSE_CHECK_SECONDS:
-        return None
-    paused_until = RoutePause.active_until(account_id, route)
-    if paused_until is None:
-        _pause_checked[key] = time.monotonic()
-    else:
-        _pause_checked.pop(key, None)
-    return paused_until
-
-
-def _forget_pause_check(account_id, route):
-    _pause_checked.pop((account_id, route), None)
-
-
 def case_insensitive_get(data, key, default=None):
     lowered = key.lower()
     for k, v in (data or {}).items():
@@ -103,44 +88,47 @@ def case_insensitive_get(data, key, default=None):
     return default
 
 
-def _retry_after_seconds(response):
+def _retry_after_seconds(response, default):
     raw = response.headers.get("Retry-After")
     if not raw:
-        return settings.VTEX_DEFAULT_RETRY_AFTER
+        return default
     try:
         return max(1, int(float(raw)))
     except ValueError:
         try:
-            return max(1, int((parsedate_to_datetime(raw) - timezone.now()).total_seconds()))
+            return max(1, int((parsedate_to_datetime(raw) - datetime.now(timezone.utc)).total_seconds()))
         except (TypeError, ValueError):
-            return settings.VTEX_DEFAULT_RETRY_AFTER
+            return default
 
 
 class VtexClient:
-    def __init__(self, account):
-        self.account = account
-        self.base_url = account.base_url
-        token = _app_token(account)
-        register_secret(token)
+    """One store's Orders API. `pool_key` picks the per-process session (its pooled connections);
+    `name` labels the store in log lines."""
+
+    def __init__(self, base_url, app_key, app_token, *, guard: RouteGuard = NoGuard(), pool_key=None,
+                 timeout=DEFAULT_TIMEOUT, pool_size=8, default_retry_after=DEFAULT_RETRY_AFTER, name=""):
+        self.base_url = base_url
+        self.guard = guard
+        self.name = name
+        self.default_retry_after = default_retry_after
+        register_secret(app_token)
         self.headers = {
-            "X-VTEX-API-AppKey": account.app_key,
-            "X-VTEX-API-AppToken": token,
+            "X-VTEX-API-AppKey": app_key,
+            "X-VTEX-API-AppToken": app_token,
             "Accept": "application/json",
             "Content-Type": "application/json",
         }
-        self.session = _session_for(account.pk, self.base_url)
-        self.timeout = (settings.VTEX_CONNECT_TIMEOUT, settings.VTEX_READ_TIMEOUT)
+        self.session = _session_for(pool_key, self.base_url, pool_size)
+        self.timeout = tuple(timeout)
         self.calls = 0
 
     # --- transport ---------------------------------------------------------------------------
     def _request(self, route, method, path, *, params=None, body=None, expect_json=True, ok=(200,)):
-        from integration.ratelimit import wait_for_slot
-
-        paused_until = _active_pause(self.account.pk, route)
+        paused_until = self.guard.paused_until(route)
         if paused_until is not None:
-            seconds = max(1, int((paused_until - timezone.now()).total_seconds()))
+            seconds = max(1, int((paused_until - datetime.now(timezone.utc)).total_seconds()))
             raise errors.RoutePaused(f"VTEX route {route} is paused until {paused_until:%H:%M:%S} after a 429/503", retry_after=seconds, route=route)
-        wait_for_slot(self.account.pk, route)
+        self.guard.wait_for_slot(route)
         retries = GET_RETRIES if method == "GET" else 0
         data = json.dumps(body) if body is not None else None
         url = self.base_url + path
@@ -149,7 +137,7 @@ class VtexClient:
                 self.calls += 1
                 response = self.session.request(method, url, params=params, data=data, headers=self.headers, timeout=self.timeout, allow_redirects=False)
             except requests.RequestException as exc:
-                _count(self.account.pk, route, "network")
+                self.guard.count_response(route, "network")
                 error = errors.NetworkError(f"{method} {path}: {type(exc).__name__}: {excerpt(str(exc), 300)}", route=route)
                 if attempt < retries:
                     time.sleep(GET_RETRY_DELAYS[attempt])
@@ -162,7 +150,7 @@ class VtexClient:
 
     def _handle(self, route, method, path, response, expect_json, ok):
         status = response.status_code
-        _count(self.account.pk, route, status)
+        self.guard.count_response(route, status)
         what = f"VTEX {method} {path} answered {status}"
         if status in ok:
             if not expect_json or status == 204 or not response.content:
@@ -175,12 +163,9 @@ class VtexClient:
         # Only an error needs the (redacted) body: redacting every 8 KB order cost more CPU than the call.
         body = excerpt(response.text, 1000)
         if status in (429, 503):
-            from integration.models import RoutePause
-
-            seconds = _retry_after_seconds(response)
-            RoutePause.pause(self.account.pk, route, seconds, reason=f"{status} from VTEX")
-            _forget_pause_check(self.account.pk, route)
-            log.warning("store=%s route=%s status=%s paused for %ss", self.account.account_name, route, status, seconds)
+            seconds = _retry_after_seconds(response, self.default_retry_after)
+            self.guard.pause(route, seconds, f"{status} from VTEX")
+            log.warning("store=%s route=%s status=%s paused for %ss", self.name, route, status, seconds)
             raise errors.RateLimited(f"{what}; route paused for {seconds}s", retry_after=seconds, route=route, status=status, body=body)
         if status in (401, 403):
             raise errors.Unauthorized(f"{what}: check the app key and token and their License Manager roles", route=route, status=status, body=body)

@@ -1,4 +1,5 @@
 """Typed errors of the VTEX client. `transient` says whether a later retry may succeed."""
+import json
 
 
 class VtexError(Exception):
@@ -22,8 +23,6 @@ class Conflict(VtexError):
 
     @property
     def code(self):
-        import json
-
         try:
             return json.loads(self.body).get("error", {}).get("code", "")
         except (ValueError, AttributeError):

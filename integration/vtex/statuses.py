@@ -1,4 +1,4 @@
-"""OMS workflow status spellings (FACTS.md section 4): the spec's FromWorkflow list plus the
+"""OMS workflow status spellings: the OpenAPI spec's FromWorkflow list plus the
 Help Center table. VTEX does not validate feed filter spellings, so the hub does."""
 import difflib
 

@@ -1,7 +1,7 @@
 """Hook intake without the HTTP framework: find the store, check its secret, read and validate
 the body, store the notification. Every refusal is a `HookRejected(status, message)`.
 
-VTEX retries a notification that does not get a 200 (FACTS.md section 2), so the status says who
+VTEX retries a notification that does not get a 200, so the status says who
 must act: 4xx means the request itself is wrong (VTEX's retries cannot help, the feed is the
 backup), 503 means we could not store it now and a retry will.
 
@@ -277,16 +277,6 @@ def _touch_last_hook(account):
 def store_notification(account, event):
     """Store and route through the inbox the feed uses (same change_key, so the same change from
     the feed or a second delivery is a duplicate). True when it was new."""
-    result = inbox.store_events(account, [event])
+    result = inbox.take_in(account, [event])
     _touch_last_hook(account)
-    # new_event_ids, not `new`: when a concurrent delivery of the same change won the insert,
-    # `new` may still count it while nothing of ours was inserted.
-    stored = bool(result.new_event_ids)
-    if stored:
-        from integration.tasks import enqueue_dispatch
-
-        try:
-            enqueue_dispatch(account.pk)
-        except Exception:  # the event is stored and routed; the scheduled dispatcher picks it up
-            log.exception("hook for store=%s: could not enqueue dispatch", account.account_name)
-    return stored
+    return bool(result.new_event_ids)

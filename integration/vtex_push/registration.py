@@ -17,7 +17,7 @@ from django.urls import reverse
 from integration.models import Account, FeedConfiguration, IntakeMode
 from integration.redaction import redact
 from integration.vtex import errors
-from integration.vtex.client import VtexClient
+from integration.pipeline.vtex_access import client_for
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def register_hook(account):
     try:
         secret = account.hook_secret
         body = hook_body(account, secret)
-        answer = VtexClient(account).save_hook_configuration(body)
+        answer = client_for(account).save_hook_configuration(body)
     except errors.VtexError as exc:
         result = _failure(account, "register", exc, secret, url)
     except Exception as exc:  # a missing encryption key, a bad filter...: shown, never fatal to other stores
@@ -135,7 +135,7 @@ def remove_hook(account):
     """Delete the store's hook configuration in VTEX (one per app key). A 404 means there was none."""
     url = masked_hook_url(account)
     try:
-        VtexClient(account).delete_hook_configuration()
+        client_for(account).delete_hook_configuration()
     except errors.NotFound:
         result = HookResult(account.name, "remove", True, f"{account.name}: VTEX had no hook configuration for this app key (404); nothing to remove.", url=url, status=404)
     except errors.VtexError as exc:

@@ -6,7 +6,7 @@ import responses
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from integration import operations
+from integration.operations import syncs as sync_ops
 from integration.pipeline.dispatch import dispatch_due
 from integration.models import (
     EventSource, FeedEvent, Order, OrderSync, StartHandlingState, SyncAttempt, SyncStatus,
@@ -31,10 +31,10 @@ def test_retry_now_makes_failed_held_and_pending_syncs_due_now_with_a_fresh_coun
     done = make_sync(make_hub_order(account, "4-01"), binding, SyncStatus.SUCCEEDED, erp_reference="ERP-4")
     abandoned = make_sync(make_hub_order(account, "5-01"), binding, SyncStatus.ABANDONED)
 
-    outcome = operations.retry_syncs(OrderSync.objects.all())
+    outcome = sync_ops.retry_syncs(OrderSync.objects.all())
 
     assert (outcome.changed, outcome.left_alone, outcome.stores) == (3, 2, sorted([account.pk, other_store.pk]))
-    assert outcome.message() == "Retrying now: 3 syncs in 2 stores. 2 syncs left alone (not failed, held or pending)."
+    assert outcome.message == "Retrying now: 3 syncs in 2 stores. 2 syncs left alone (not failed, held or pending)."
     now = db_now()
     for sync in (failed, held, pending):
         sync.refresh_from_db()
@@ -54,10 +54,10 @@ def test_retry_matching_staggers_due_times_at_the_configured_rate(account, bindi
     make_sync(make_hub_order(account, "99-01"), binding, SyncStatus.SUCCEEDED)
 
     before = db_now()
-    outcome = operations.retry_matching(OrderSync.objects.all())
+    outcome = sync_ops.retry_matching(OrderSync.objects.all())
 
     assert outcome.changed == 25 and enqueued == [account.pk]
-    assert "Released at 60 a minute" in outcome.message()
+    assert "Released at 60 a minute" in outcome.message
     due = [OrderSync.objects.get(pk=s.pk).next_attempt_at for s in syncs]  # oldest first
     assert before - timedelta(seconds=5) <= due[0] <= before + timedelta(seconds=5)
     for k in range(1, 25):
@@ -68,18 +68,18 @@ def test_retry_matching_staggers_due_times_at_the_configured_rate(account, bindi
 
 def test_retry_matching_at_the_default_rate_releases_ten_a_second(account, binding, enqueued):
     syncs = [make_sync(make_hub_order(account, f"{n}-01"), binding, SyncStatus.FAILED) for n in range(35)]
-    operations.retry_matching(OrderSync.objects.filter(status=SyncStatus.FAILED))
+    sync_ops.retry_matching(OrderSync.objects.filter(status=SyncStatus.FAILED))
     due = [OrderSync.objects.get(pk=s.pk).next_attempt_at for s in syncs]
     offsets = [(d - due[0]).total_seconds() for d in due]
     assert offsets == [k // 10 for k in range(35)]            # 600 a minute: ten share each second
 
 
 def test_retry_matching_bounds_the_number_of_updates(account, binding, enqueued, django_assert_max_num_queries, monkeypatch):
-    monkeypatch.setattr(operations, "MAX_STAGGER_STEPS", 5)
+    monkeypatch.setattr(sync_ops, "MAX_STAGGER_STEPS", 5)
     for n in range(40):
         make_sync(make_hub_order(account, f"{n}-01"), binding, SyncStatus.FAILED)
     with django_assert_max_num_queries(12):
-        outcome = operations.retry_matching(OrderSync.objects.all(), per_minute=6000)
+        outcome = sync_ops.retry_matching(OrderSync.objects.all(), per_minute=6000)
     assert outcome.changed == 40
 
 
@@ -89,13 +89,13 @@ def test_resolve_delivered_by_hand_counts_as_delivered_and_makes_start_handling_
     failed = make_sync(order, binding, SyncStatus.FAILED)
     held = make_sync(order, second, SyncStatus.HELD)
 
-    outcome = operations.resolve_delivered_by_hand(OrderSync.objects.filter(pk=failed.pk), admin_user)
-    assert outcome.changed == 1 and outcome.note == ""
+    outcome = sync_ops.resolve_delivered_by_hand(OrderSync.objects.filter(pk=failed.pk), admin_user)
+    assert outcome.changed == 1 and "Start-handling is now due" not in outcome.message
     order.refresh_from_db()
     assert order.start_handling_due_at is None               # the WMS send is still held
 
-    outcome = operations.resolve_delivered_by_hand(OrderSync.objects.filter(pk=held.pk), admin_user)
-    assert outcome.message() == ("Resolved as delivered by hand: 1 sync in 1 store. "
+    outcome = sync_ops.resolve_delivered_by_hand(OrderSync.objects.filter(pk=held.pk), admin_user)
+    assert outcome.message == ("Resolved as delivered by hand: 1 sync in 1 store. "
                                  "Start-handling is now due for 1 order.")
     for sync in (failed, held):
         sync.refresh_from_db()
@@ -110,7 +110,7 @@ def test_abandon_is_not_delivered_and_never_makes_start_handling_due(account, bi
     order = make_hub_order(account, "1-01")
     sync = make_sync(order, binding, SyncStatus.FAILED)
     done = make_sync(make_hub_order(account, "2-01"), binding, SyncStatus.SUCCEEDED)
-    outcome = operations.abandon_syncs(OrderSync.objects.all(), admin_user)
+    outcome = sync_ops.abandon_syncs(OrderSync.objects.all(), admin_user)
     assert (outcome.changed, outcome.left_alone) == (1, 1)
     sync.refresh_from_db()
     done.refresh_from_db()
@@ -133,10 +133,10 @@ def test_retry_start_handling_only_where_every_gating_send_is_delivered(account,
     done = order_with("4-01", StartHandlingState.DONE)
     canceled = order_with("5-01", StartHandlingState.FAILED, canceled=True)
 
-    outcome = operations.retry_start_handling(Order.objects.all())
+    outcome = sync_ops.retry_start_handling(Order.objects.all())
 
     assert (outcome.changed, outcome.left_alone) == (2, 1)
-    assert "2 orders not retried" in outcome.message()
+    assert "2 orders not retried" in outcome.message
     now = db_now()
     for order in (failed, conflict):
         order.refresh_from_db()
@@ -152,21 +152,21 @@ def test_retry_start_handling_only_where_every_gating_send_is_delivered(account,
 def test_sync_order_now_brings_in_an_unknown_order_and_asks_for_dispatch(account, binding, vtex, enqueued):
     oms = FakeOms(vtex)
     oms.add("777-01")
-    result = operations.sync_order_now(account, " 777-01 ")
-    assert result.new_events == 1 and result.order.order_id == "777-01"
-    assert "stored as a new event and routed" in result.message()
+    result = sync_ops.sync_order_now(account, " 777-01 ")
+    assert result.data["new_events"] == 1 and result.data["order"].order_id == "777-01"
+    assert "stored as a new event and routed" in result.message
     event = FeedEvent.objects.get(order_id="777-01")
     assert event.source == EventSource.SYNC_ORDER and event.state == "ready-for-handling"
     assert OrderSync.objects.filter(order__order_id="777-01", binding=binding, status=SyncStatus.PENDING).count() == 1
     assert enqueued == [account.pk]
-    again = operations.sync_order_now(account, "777-01")
-    assert again.new_events == 0 and "already had" in again.message()
+    again = sync_ops.sync_order_now(account, "777-01")
+    assert again.data["new_events"] == 0 and "already had" in again.message
 
 
 def test_sync_order_now_lets_the_vtex_error_through(account, vtex, enqueued):
     FakeOms(vtex)
     with pytest.raises(NotFound):
-        operations.sync_order_now(account, "404-01")
+        sync_ops.sync_order_now(account, "404-01")
     assert enqueued == [] and not Order.objects.exists()
 
 
@@ -178,7 +178,7 @@ def test_a_failed_sync_retried_then_dispatched_is_delivered_and_start_handling_d
     sync = make_sync(order, binding, SyncStatus.FAILED, attempts=8)
     vtex.add(responses.POST, "https://erp.example.com/orders", json={"id": "ERP-42"})
 
-    operations.retry_syncs(OrderSync.objects.filter(pk=sync.pk))
+    sync_ops.retry_syncs(OrderSync.objects.filter(pk=sync.pk))
     dispatch_due(budget=10)
 
     sync.refresh_from_db()

@@ -1,7 +1,7 @@
 """The store admin: the health columns of the list, adding and editing a store, and each action.
 
 VTEX is mocked over HTTP (`responses`); each action is posted to the changelist as the admin's
-own form does, and its service function in `integration.store_operations` is tested directly too.
+own form does, and its service function in `integration.operations.stores` is tested directly too.
 """
 from datetime import timedelta
 
@@ -12,7 +12,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from integration import store_operations as ops
+from integration.operations import feed_configuration
+from integration.operations import results
+from integration.operations import stores as store_ops
 from integration.pipeline.dispatch import due_syncs
 from integration.models import Account, Alert, AlertKind, FeedEvent, OrderSync, RoutingRule, SyncStatus
 from tests.admin.conftest import make_binding, make_hub_order, make_sync
@@ -79,9 +81,9 @@ def test_the_store_list_shows_each_stores_health(admin_client, account, make_acc
 
 
 def test_backlog_warning_threshold():
-    assert ops.backlog_warning(None, 345600) == ""
-    assert ops.backlog_warning(0.5 * 345600, 345600) == ""
-    assert "past it VTEX drops the message" in ops.backlog_warning(0.5 * 345600 + 1, 345600)
+    assert store_ops.backlog_warning(None, 345600) == ""
+    assert store_ops.backlog_warning(0.5 * 345600, 345600) == ""
+    assert "past it VTEX drops the message" in store_ops.backlog_warning(0.5 * 345600 + 1, 345600)
 
 
 def test_the_store_list_is_one_query_however_many_stores(admin_client, make_account):
@@ -182,8 +184,8 @@ def test_test_connection_shows_vtex_answer_and_stores_the_backlog(admin_client, 
 
 def test_test_connection_warns_when_the_backlog_nears_the_retention(account, vtex):
     vtex.add("GET", FEED_CONFIG, json=vtex_feed_config(quantity=900, age=3 * 86400))
-    result = ops.check_store_connection(account)
-    assert result.level == ops.WARNING and "75% of the feed's retention" in result.text
+    result = store_ops.check_store_connection(account)
+    assert result.level == results.WARNING and "75% of the feed's retention" in result.text
 
 
 @pytest.mark.parametrize("status,expected", [
@@ -215,14 +217,14 @@ def test_test_connection_one_message_per_store(admin_client, account, make_accou
 @pytest.fixture
 def enqueued_tasks(monkeypatch):
     calls = []
-    monkeypatch.setattr("integration.store_operations.enqueue", lambda func, *args, **kw: calls.append((func, args)))
+    monkeypatch.setattr("integration.queueing.enqueue", lambda func, *args, **kw: calls.append((func, args)))
     return calls
 
 
 @pytest.fixture
 def dispatches(monkeypatch):
     calls = []
-    monkeypatch.setattr("integration.tasks.enqueue_dispatch", lambda account_id=None: calls.append(account_id))
+    monkeypatch.setattr("integration.queueing.enqueue_dispatch", lambda account_id=None: calls.append(account_id))
     return calls
 
 
@@ -299,17 +301,17 @@ def test_reconcile_now_reports_vtex_errors(account, vtex):
     import re
 
     vtex.add("GET", re.compile(re.escape(list_orders_url(account)) + r".*"), status=403)
-    result = ops.reconcile_now(account)
-    assert result.level == ops.ERROR and "reconciliation failed: VTEX GET /api/oms/pvt/orders answered 403" in result.text
+    result = store_ops.reconcile_now(account)
+    assert result.level == results.ERROR and "reconciliation failed: VTEX GET /api/oms/pvt/orders answered 403" in result.text
     account.refresh_from_db()
     assert account.last_reconcile_report["error"]
 
 
 # --- routing rules the feed never delivers -------------------------------------------------------------------
 def test_a_rule_outside_the_feed_filter_is_warned_about(admin_client, account):
-    assert ops.rules_outside_feed(account) == []
+    assert feed_configuration.rules_outside_feed(account) == []
     RoutingRule.objects.create(account=account, state="invoiced", action="status")
-    message = ops.rules_outside_feed_message(account)
+    message = feed_configuration.rules_outside_feed_message(account)
     assert message == ("Test store: the feed's FromWorkflow filter does not include invoiced, so this routing rule can "
                        "never fire from the feed. Add the status to the feed configuration (and push it to VTEX), or remove the rule.")
     html = admin_client.get(reverse("admin:integration_account_change", args=[account.pk])).content.decode()
@@ -321,7 +323,7 @@ def test_a_rule_outside_the_feed_filter_is_warned_about(admin_client, account):
     # Hook-only stores and FromOrders filters cannot be checked that way.
     Account.objects.filter(pk=account.pk).update(intake_mode="hook")
     account.refresh_from_db()
-    assert ops.rules_outside_feed(account) == []
+    assert feed_configuration.rules_outside_feed(account) == []
 
 
 def test_deleting_a_store_from_the_list_still_works(admin_client, account, binding):

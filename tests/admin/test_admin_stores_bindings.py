@@ -8,7 +8,8 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.urls import reverse
 from django.utils import timezone
 
-from integration import store_operations as ops
+from integration.operations import bindings as binding_ops
+from integration.operations import results
 from integration.admin.forms import binding_form_for
 from integration.models import AdapterBinding, Alert, AlertKind, SyncStatus
 from integration.plugins.contract import Setting
@@ -136,7 +137,7 @@ def test_pause_holds_the_bindings_syncs_and_resume_releases_them(admin_client, a
     from integration.pipeline.dispatch import due_syncs
 
     dispatched = []
-    monkeypatch.setattr("integration.tasks.enqueue_dispatch", lambda account_id=None: dispatched.append(account_id))
+    monkeypatch.setattr("integration.queueing.enqueue_dispatch", lambda account_id=None: dispatched.append(account_id))
     sync = make_sync(make_hub_order(account, "1-01"), binding, SyncStatus.PENDING, next_attempt_at=timezone.now())
     assert run_action(admin_client, "pause_bindings", [binding.pk]) == [
         ("success", "Test store → ERP: paused: its syncs are held until it is resumed (1 pending now).")]
@@ -149,14 +150,14 @@ def test_pause_holds_the_bindings_syncs_and_resume_releases_them(admin_client, a
 
 
 def test_the_breaker_is_visible_and_can_be_reset(admin_client, account, binding, settings, monkeypatch):
-    monkeypatch.setattr("integration.tasks.enqueue_dispatch", lambda account_id=None: None)
+    monkeypatch.setattr("integration.queueing.enqueue_dispatch", lambda account_id=None: None)
     settings.BREAKER_THRESHOLD = 5
-    assert ops.breaker_state(binding) == ops.CLOSED
+    assert binding_ops.breaker_state(binding) == binding_ops.CLOSED
     until = timezone.now() + timedelta(seconds=60)
     AdapterBinding.objects.filter(pk=binding.pk).update(breaker_failures=6, breaker_open_until=until)
     binding.refresh_from_db()
-    assert ops.breaker_state(binding) == ops.OPEN
-    assert ops.breaker_state(binding, now=until + timedelta(seconds=1)) == ops.HALF_OPEN
+    assert binding_ops.breaker_state(binding) == binding_ops.OPEN
+    assert binding_ops.breaker_state(binding, now=until + timedelta(seconds=1)) == binding_ops.HALF_OPEN
     Alert.objects.create(kind=AlertKind.BREAKER_OPEN, subject=f"binding-{binding.pk}", account=account, message="open")
     html = admin_client.get(reverse("admin:integration_adapterbinding_changelist")).content.decode()
     assert "breaker-open" in html and "(6 failures in a row)" in html
@@ -170,7 +171,7 @@ def test_the_breaker_is_visible_and_can_be_reset(admin_client, account, binding,
 
 
 def test_an_operator_may_pause_a_binding(operator_client, binding, monkeypatch):
-    monkeypatch.setattr("integration.tasks.enqueue_dispatch", lambda account_id=None: None)
+    monkeypatch.setattr("integration.queueing.enqueue_dispatch", lambda account_id=None: None)
     assert run_action(operator_client, "pause_bindings", [binding.pk])[0][0] == "success"
     binding.refresh_from_db()
     assert not binding.enabled
@@ -216,11 +217,11 @@ def test_the_alerts_list_is_read_only_and_filters_open_and_recovered(admin_clien
 
 def test_a_binding_whose_adapter_is_not_installed(admin_client, account):
     gone = AdapterBinding.objects.create(account=account, adapter_key="gone-adapter", name="Old ERP")
-    result = ops.check_binding_connection(gone)
-    assert result.level == ops.ERROR and "Adapter 'gone-adapter' is not installed" in result.text
+    result = binding_ops.check_binding_connection(gone)
+    assert result.level == results.ERROR and "Adapter 'gone-adapter' is not installed" in result.text
     html = admin_client.get(reverse("admin:integration_adapterbinding_change", args=[gone.pk])).content.decode()
     assert "is not installed: its syncs are held until it is" in html
 
 
 def test_duration_wording():
-    assert [ops.duration(s) for s in (None, 45, 600, 7200 * 3, 86400 * 3)] == ["—", "45 s", "10 min", "6.0 h", "3.0 days"]
+    assert [results.duration(s) for s in (None, 45, 600, 7200 * 3, 86400 * 3)] == ["—", "45 s", "10 min", "6.0 h", "3.0 days"]

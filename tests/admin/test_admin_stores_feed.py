@@ -7,7 +7,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from integration import store_operations as ops
+from integration import expressions
+from integration.operations import feed_configuration
+from integration.operations import results
 from integration.admin.forms import FeedConfigurationForm
 from integration.models import FeedConfiguration
 from integration.vtex.statuses import OMS_STATUSES
@@ -89,11 +91,11 @@ def test_a_from_orders_expression_is_checked_for_syntax(admin_client, account):
 
 
 def test_expression_services():
-    assert ops.expression_syntax_error("value > 100") is None
-    assert ops.expression_syntax_error("value >").startswith("JSONata syntax error")
-    assert ops.evaluate_expression("value > 100", {"value": 150}) == (True, "")
-    assert ops.evaluate_expression("items.quantity", {"items": [{"quantity": 1}, {"quantity": 2}]}) == ([1, 2], "")
-    result, error = ops.evaluate_expression("($f := function($x){$f($x)}; $f(1))", {})
+    assert expressions.expression_syntax_error("value > 100") is None
+    assert expressions.expression_syntax_error("value >").startswith("JSONata syntax error")
+    assert expressions.evaluate_expression("value > 100", {"value": 150}) == (True, "")
+    assert expressions.evaluate_expression("items.quantity", {"items": [{"quantity": 1}, {"quantity": 2}]}) == ([1, 2], "")
+    result, error = expressions.evaluate_expression("($f := function($x){$f($x)}; $f(1))", {})
     assert result is None and error.startswith("JSONata evaluation error")
 
 
@@ -184,8 +186,8 @@ def test_an_invalid_local_configuration_is_not_pushed(admin_client, account, vte
 
 def test_vtex_refusing_the_push_is_reported(account, vtex):
     vtex.add("POST", FEED_CONFIG, status=409, json={"error": "mixed filter"})
-    result = ops.push_feed_configuration(account)
-    assert result.level == ops.ERROR and "VTEX refused the feed configuration: Conflict" in result.text
+    result = feed_configuration.push_feed_configuration(account)
+    assert result.level == results.ERROR and "VTEX refused the feed configuration: Conflict" in result.text
     assert FeedConfiguration.objects.get(account=account).last_pushed_at is None
 
 
@@ -205,15 +207,15 @@ def test_load_shows_the_difference_then_overwrites_the_hubs(admin_client, accoun
 def test_load_keeps_what_the_hub_would_not_accept_and_says_so(account, vtex):
     vtex.add("GET", FEED_CONFIG, json={"filter": {"type": "FromWorkflow", "status": ["order-completed"]},
                                        "queue": {"visibilityTimeoutInSeconds": 30, "MessageRetentionPeriodInSeconds": 345600}})
-    result = ops.load_feed_configuration(account)
-    assert result.level == ops.WARNING and "The hub would not push it as it is" in result.text and "order-completed" in result.text
+    result = feed_configuration.load_feed_configuration(account)
+    assert result.level == results.WARNING and "The hub would not push it as it is" in result.text and "order-completed" in result.text
     assert FeedConfiguration.objects.get(account=account).statuses == ["order-completed"]
 
 
 def test_load_from_orders_and_nothing_to_load(admin_client, account, vtex):
     vtex.add("GET", FEED_CONFIG, json={"filter": {"type": "FromOrders", "expression": "value > 100", "disableSingleFire": True},
                                        "queue": {"visibilityTimeoutInSeconds": 240, "messageRetentionPeriodInSeconds": 345600}})
-    assert ops.load_feed_configuration(account).level == ops.SUCCESS
+    assert feed_configuration.load_feed_configuration(account).level == results.SUCCESS
     config = FeedConfiguration.objects.get(account=account)
     assert (config.filter_type, config.expression, config.disable_single_fire, config.visibility_timeout) == ("FromOrders", "value > 100", True, 240)
     vtex.replace("GET", FEED_CONFIG, status=404)
@@ -224,5 +226,5 @@ def test_load_from_orders_and_nothing_to_load(admin_client, account, vtex):
 def test_normalise_feed_body_ignores_key_case_and_the_figures():
     raw = {"Filter": {"type": "FromWorkflow", "status": ["a"]}, "queue": {"VisibilityTimeoutInSeconds": 5, "messageRetentionPeriodInSeconds": 9},
            "quantity": 3, "approximateAgeOfOldestMessageInSeconds": 1}
-    assert ops.normalise_feed_body(raw) == {"filter": {"type": "FromWorkflow", "status": ["a"]},
+    assert feed_configuration.normalise_feed_body(raw) == {"filter": {"type": "FromWorkflow", "status": ["a"]},
                                             "queue": {"visibilityTimeoutInSeconds": 5, "MessageRetentionPeriodInSeconds": 9}}

@@ -127,7 +127,7 @@ class Proc:
             self._signal_group(signal.SIGTERM)
             try:
                 self.popen.wait(grace)
-            except subprocess.TimeoutExpired:  # django-q2 shutdown hang (STACK-FACTS 1.5)
+            except subprocess.TimeoutExpired:  # django-q2 can hang on shutdown
                 pass
         self._signal_group(signal.SIGKILL)  # whatever is left of the group, leader gone or not
         try:
@@ -346,7 +346,7 @@ class ErpProcess(Http):
 
 
 # --- the hub ------------------------------------------------------------------------------------------
-# The timeout chain, shortened so that a scenario runs in a minute or two (DESIGN.md): HTTP timeouts
+# The timeout chain (integration/settings.py), shortened so that a scenario runs in a minute or two: HTTP timeouts
 # < cycle/dispatch budget < lease and claim TTL < django-q2 timeout < django-q2 retry.
 FAST_HUB_ENV = {
     "VTEX_CONNECT_TIMEOUT": "2", "VTEX_READ_TIMEOUT": "5", "VTEX_DEFAULT_RETRY_AFTER": "1",

@@ -3,7 +3,7 @@ import textwrap
 
 import pytest
 
-from integration import tasks
+from integration import queueing, tasks
 from tests.faults.harness import MANAGE, PYTHON, Proc, Scenario
 
 FEED_QUEUE = "vtexhub-feed"
@@ -36,7 +36,7 @@ def test_feed_cycles_go_to_the_feed_queue_and_dispatch_to_the_main_queue(account
     settings.FEED_CLUSTER = FEED_QUEUE
     with django_capture_on_commit_callbacks(execute=True):
         tasks.run_feed_cycles()
-        tasks.enqueue_dispatch(account.pk)
+        queueing.enqueue_dispatch(account.pk)
     assert [(func, kw["cluster"]) for func, _, kw in calls] == [
         ("integration.tasks.feed_cycle_for_account", FEED_QUEUE),
         ("integration.tasks.dispatch", settings.Q_CLUSTER["name"]),

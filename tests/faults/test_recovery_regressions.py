@@ -9,7 +9,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from integration import tasks
+from integration import queueing, tasks
+from integration.pipeline import recovery
 from integration.pipeline.feed_cycle import run_feed_cycle
 from integration.models import (
     Account, AdapterBinding, AttemptOutcome, Order, OrderSync, StartHandlingState, SyncAttempt, SyncStatus,
@@ -77,7 +78,7 @@ def test_expired_claims_and_leases_of_dead_workers_are_cleared_live_ones_are_not
     live = Order.objects.create(account=account, order_id="2002-01", claimed_by="alive",
                                 claimed_until=timezone.now() + timedelta(minutes=5))
     Account.objects.filter(pk=account.pk).update(lease_owner="feed-dead", lease_until=timezone.now() - timedelta(seconds=1))
-    line = tasks.recover_stale_work()
+    line = recovery.recover_stale_work()
     assert "recovered 1 claims, 1 leases" in line
     routed_order.refresh_from_db()
     live.refresh_from_db()
@@ -92,7 +93,7 @@ def test_an_adapter_call_its_worker_never_finished_is_closed_in_the_history(rout
     old = SyncAttempt.objects.create(sync=sync, number=1, worker=DEAD)
     recent = SyncAttempt.objects.create(sync=sync, number=1, worker="alive")
     SyncAttempt.objects.filter(pk=old.pk).update(started_at=timezone.now() - timedelta(seconds=settings.SYNC_CLAIM_TTL + 5))
-    tasks.recover_stale_work()
+    recovery.recover_stale_work()
     old.refresh_from_db()
     recent.refresh_from_db()
     assert old.outcome == AttemptOutcome.TRANSIENT and "worker stopped during this call" in old.error
@@ -106,9 +107,9 @@ def test_intake_stores_and_commits_when_the_cache_redis_is_down(account, binding
     def down(*args, **kwargs):
         raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    monkeypatch.setattr(tasks.cache, "add", down)
+    monkeypatch.setattr(queueing.cache, "add", down)
     enqueued = []
-    monkeypatch.setattr(tasks, "enqueue", lambda func, *args, **kw: enqueued.append(func))
+    monkeypatch.setattr(queueing, "enqueue", lambda func, *args, **kw: enqueued.append(func))
     for n in range(3):
         oms.add(f"300{n}-01")
         feed.add(feed_item(f"300{n}-01"))

@@ -6,7 +6,7 @@ from responses import matchers
 
 from integration.models import RoutePause
 from integration.vtex import errors
-from integration.vtex.client import VtexClient
+from integration.pipeline.vtex_access import client_for
 from tests.vtex_spec import assert_request_matches_spec
 
 BASE = "https://teststore.vtexcommercestable.com.br"
@@ -16,11 +16,11 @@ AUTH = {"X-VTEX-API-AppKey": "vtexappkey-teststore-ABCDEF", "X-VTEX-API-AppToken
 
 def test_default_base_url_is_vtexcommercestable(make_account):
     acct = make_account(api_base_url="")
-    assert VtexClient(acct).base_url == "https://teststore.vtexcommercestable.com.br"
+    assert client_for(acct).base_url == "https://teststore.vtexcommercestable.com.br"
 
 
 def test_every_method_sends_what_the_spec_documents(account, vtex):
-    client = VtexClient(account)
+    client = client_for(account)
     vtex.get(f"{BASE}/api/orders/feed", json=[], match=[matchers.query_param_matcher({"maxlot": "10"}), matchers.header_matcher(AUTH)])
     vtex.post(f"{BASE}/api/orders/feed", match=[matchers.json_params_matcher({"handles": ["h1", "h2"]}), matchers.header_matcher(AUTH)])
     vtex.get(f"{BASE}/api/orders/feed/config", json={"filter": {"type": "FromWorkflow", "status": ["ready-for-handling"]},
@@ -61,7 +61,7 @@ def test_every_method_sends_what_the_spec_documents(account, vtex):
 @pytest.mark.parametrize("maxlot", [0, 11])
 def test_maxlot_is_bounded(account, maxlot):
     with pytest.raises(ValueError):
-        VtexClient(account).retrieve_feed_items(maxlot)
+        client_for(account).retrieve_feed_items(maxlot)
 
 
 @pytest.mark.parametrize("status,error", [(401, errors.Unauthorized), (403, errors.Unauthorized), (404, errors.NotFound),
@@ -69,7 +69,7 @@ def test_maxlot_is_bounded(account, maxlot):
 def test_error_statuses_are_typed(account, vtex, status, error):
     vtex.post(f"{BASE}/api/oms/pvt/orders/1-01/start-handling", status=status, json={"error": {"code": "OMS003"}})
     with pytest.raises(error) as info:
-        VtexClient(account).start_handling("1-01")
+        client_for(account).start_handling("1-01")
     assert info.value.status == status
     assert "test-app-token-SECRET-123" not in str(info.value)
 
@@ -78,7 +78,7 @@ def test_get_retries_5xx_then_succeeds(account, vtex):
     vtex.get(f"{BASE}/api/oms/pvt/orders/1-01", status=500)
     vtex.get(f"{BASE}/api/oms/pvt/orders/1-01", status=502)
     vtex.get(f"{BASE}/api/oms/pvt/orders/1-01", json={"orderId": "1-01"})
-    assert VtexClient(account).get_order("1-01")["orderId"] == "1-01"
+    assert client_for(account).get_order("1-01")["orderId"] == "1-01"
     assert len(vtex.calls) == 3
 
 
@@ -87,37 +87,37 @@ def test_get_gives_up_after_a_few_network_errors(account, vtex):
 
     vtex.get(f"{BASE}/api/oms/pvt/orders/1-01", body=requests.ConnectionError("boom"))
     with pytest.raises(errors.NetworkError):
-        VtexClient(account).get_order("1-01")
+        client_for(account).get_order("1-01")
     assert len(vtex.calls) == 3
 
 
 def test_post_is_never_retried_blindly(account, vtex):
     vtex.post(f"{BASE}/api/oms/pvt/orders/1-01/start-handling", status=500)
     with pytest.raises(errors.ServerError):
-        VtexClient(account).start_handling("1-01")
+        client_for(account).start_handling("1-01")
     assert len(vtex.calls) == 1
 
 
 def test_bad_json_is_a_clear_error(account, vtex):
     vtex.get(f"{BASE}/api/orders/feed", body="<html>oops</html>", status=200)
     with pytest.raises(errors.BadResponse, match="not JSON"):
-        VtexClient(account).retrieve_feed_items()
+        client_for(account).retrieve_feed_items()
 
 
 @pytest.mark.parametrize("status", [429, 503])
 def test_429_and_503_pause_the_route_for_every_worker(account, vtex, status):
     vtex.get(f"{BASE}/api/oms/pvt/orders/1-01", status=status, headers={"Retry-After": "120"})
     with pytest.raises(errors.RateLimited) as info:
-        VtexClient(account).get_order("1-01")
+        client_for(account).get_order("1-01")
     assert info.value.retry_after == 120
     assert RoutePause.active_until(account.pk, "get_order") is not None
     # A second worker (a new client) does not call VTEX at all while the route is paused ...
     with pytest.raises(errors.RoutePaused):
-        VtexClient(account).get_order("1-01")
+        client_for(account).get_order("1-01")
     assert len(vtex.calls) == 1
     # ... and other routes of the store are not paused.
     vtex.post(f"{BASE}/api/oms/pvt/orders/1-01/start-handling", status=204)
-    VtexClient(account).start_handling("1-01")
+    client_for(account).start_handling("1-01")
 
 
 def test_429_without_retry_after_waits_one_minute(account, vtex):
@@ -125,7 +125,7 @@ def test_429_without_retry_after_waits_one_minute(account, vtex):
 
     vtex.get(f"{BASE}/api/orders/feed", status=429)
     with pytest.raises(errors.RateLimited) as info:
-        VtexClient(account).retrieve_feed_items()
+        client_for(account).retrieve_feed_items()
     assert info.value.retry_after == 60
     until = RoutePause.active_until(account.pk, "feed_retrieve")
     assert 50 < (until - timezone.now()).total_seconds() <= 61
@@ -133,5 +133,5 @@ def test_429_without_retry_after_waits_one_minute(account, vtex):
 
 def test_feed_configuration_keys_parse_case_insensitively(account, vtex):
     vtex.get(f"{BASE}/api/orders/feed/config", json={"Filter": {"type": "FromOrders"}, "Queue": {"VisibilityTimeoutInSeconds": 30, "MessageRetentionPeriodInSeconds": 400000}, "Quantity": 0, "approximateAgeOfOldestMessageInSeconds": 1})
-    config = VtexClient(account).get_feed_configuration()
+    config = client_for(account).get_feed_configuration()
     assert (config["visibility_timeout"], config["retention"], config["quantity"], config["oldest_message_age"]) == (30, 400000, 0, 1)

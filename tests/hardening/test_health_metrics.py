@@ -4,7 +4,7 @@ import pytest
 from django.utils import timezone
 
 from integration.models import Account, AdapterBinding, Order, OrderSync
-from integration.vtex.client import VtexClient
+from integration.pipeline.vtex_access import client_for
 from tests.fake_feed import BASE
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +29,7 @@ def test_metrics_in_prometheus_text(client, account, vtex, recorder, settings):
     OrderSync.objects.create(order=order, binding=binding, action="send", status="failed")
     vtex.get(f"{BASE}/api/oms/pvt/orders/1-01", status=429, headers={"Retry-After": "30"})
     with pytest.raises(Exception):
-        VtexClient(account).get_order("1-01")
+        client_for(account).get_order("1-01")
     response = client.get("/metrics")
     text = response.content.decode()
     assert response.status_code == 200 and response["Content-Type"].startswith("text/plain")

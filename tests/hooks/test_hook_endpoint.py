@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 def dispatches(monkeypatch):
     """Every enqueue_dispatch call (the task itself is not run)."""
     calls = []
-    monkeypatch.setattr("integration.tasks.enqueue_dispatch", lambda account_id=None: calls.append(account_id))
+    monkeypatch.setattr("integration.queueing.enqueue_dispatch", lambda account_id=None: calls.append(account_id))
     return calls
 
 
@@ -356,7 +356,7 @@ def test_a_failing_enqueue_does_not_lose_the_answer(post_hook, monkeypatch):
     def broker_down(account_id=None):
         raise ConnectionError("redis is down")
 
-    monkeypatch.setattr("integration.tasks.enqueue_dispatch", broker_down)
+    monkeypatch.setattr("integration.queueing.enqueue_dispatch", broker_down)
     assert post_hook(notification()).json() == {"stored": True}
     assert FeedEvent.objects.count() == 1
 

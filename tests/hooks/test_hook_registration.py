@@ -178,13 +178,16 @@ def test_reregister_hooks_registers_active_hook_and_both_stores_only(make_accoun
 
 
 def test_the_daily_schedule_exists():
-    assert ("vtexhub: re-register hooks", "integration.vtex_push.registration.reregister_hooks", 1440) in SCHEDULES
+    assert ("vtexhub: re-register hooks", "integration.tasks.reregister_vtex_push", 1440) in SCHEDULES
     ensure_schedules()
     schedule = Schedule.objects.get(name="vtexhub: re-register hooks")
-    assert schedule.func == "integration.vtex_push.registration.reregister_hooks" and schedule.minutes == 1440
+    assert schedule.func == "integration.tasks.reregister_vtex_push" and schedule.minutes == 1440
     from django.utils.module_loading import import_string
 
-    assert import_string(schedule.func) is reregister_hooks
+    from integration import tasks
+
+    assert import_string(schedule.func) is tasks.reregister_vtex_push
+    assert tasks.reregister_vtex_push() == "re-registered 0 of 0 hooks"  # no store in hook mode here
 
 
 # --- the admin -------------------------------------------------------------------------------------

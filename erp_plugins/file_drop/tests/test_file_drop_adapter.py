@@ -6,8 +6,7 @@ import pytest
 import erp_plugins.file_drop
 from erp_plugins.file_drop import adapter as file_drop_module
 from erp_plugins.file_drop.adapter import FileDropAdapter
-from integration.plugins.contract import PermanentError, SettingsError, TransientError
-from integration.plugins.parsed_order import parse_order
+from integration.plugins import PermanentError, SettingsError, TransientError, parse_order
 
 RAW = {
     "orderId": "1500000000002-01",

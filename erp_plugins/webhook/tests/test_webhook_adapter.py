@@ -11,9 +11,7 @@ import pytest
 
 import erp_plugins.webhook
 from erp_plugins.webhook.adapter import WebhookAdapter
-from integration.plugins import hub_version
-from integration.plugins.contract import PermanentError, SettingsError, TransientError
-from integration.plugins.parsed_order import parse_order
+from integration.plugins import PermanentError, SettingsError, TransientError, hub_version, parse_order
 
 SECRET = "whsec-test-signing-secret-0123456789"
 TOKEN = "erp-bearer-token-abcdef123456"

@@ -10,11 +10,12 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from integration.demo import DEMO_ACCOUNT, DEMO_APP_KEY, DEMO_APP_TOKEN, ensure_admin_user, ensure_demo_store
+from integration.queueing import enqueue
 
 NO_SANDBOX = ("Demo mode runs the VTEX sandbox (the vtex_sandbox package), a development tool that ships with "
               "the source checkout, not with the hub's wheel. Run `make run` from a checkout of the repository, "
               "or set HUB_DEMO=false to run the hub without the demo.")
-GRACE_SECONDS = 8  # django-q2 can hang on shutdown (STACK-FACTS 1.5): kill what is still up after this
+GRACE_SECONDS = 8  # django-q2 can hang on shutdown: kill what is still up after this
 
 
 class Command(BaseCommand):
@@ -51,8 +52,6 @@ class Command(BaseCommand):
             if name == "sandbox":
                 time.sleep(1.0)  # let it bind before the first feed cycle
         # The schedule fires within a minute; a first cycle now lets a newcomer see orders at once.
-        from integration.queueing import enqueue
-
         enqueue("integration.tasks.run_feed_cycles")
         self.stdout.write(self.style.SUCCESS(f"\nVTEX order hub running: admin at http://{host}:{port}/admin/"))
         if password and from_env:

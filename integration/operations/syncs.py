@@ -5,7 +5,6 @@ rows with conditional updates (a row that changed status meanwhile is left alone
 happened to how many. Times come from the database (`Now()`), never from this host's clock.
 """
 import math
-from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
@@ -13,11 +12,13 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.db.models.functions import Now
 
+from integration import queueing
 from integration.models import (
     DELIVERED_STATUSES, Order, OrderSync, RuleAction, StartHandlingState, SyncStatus,
 )
+from integration.operations.results import SUCCESS, Result, plural, rows_changed
 from integration.pipeline.start_handling import refresh_eligibility
-from integration.tasks import enqueue_dispatch
+from integration.pipeline.sync_order import sync_order
 
 # What an operator may retry or resolve; succeeded, skipped and resolved syncs are final.
 ACTIONABLE = (SyncStatus.FAILED, SyncStatus.HELD, SyncStatus.PENDING)
@@ -28,35 +29,6 @@ CHUNK = 500
 MAX_STAGGER_STEPS = 1000
 
 
-def plural(n, word, words=None):
-    return f"{n} {word if n == 1 else (words or word + 's')}"
-
-
-@dataclass
-class Outcome:
-    """What an operation did: `changed` rows, `left_alone` rows not in a state it applies to."""
-
-    verb: str
-    changed: int = 0
-    left_alone: int = 0
-    stores: list = field(default_factory=list)
-    noun: str = "sync"
-    note: str = ""
-
-    def message(self):
-        text = f"{self.verb}: {plural(self.changed, self.noun)}"
-        if self.stores:
-            text += f" in {plural(len(self.stores), 'store')}"
-        text += "."
-        if self.left_alone:
-            text += f" {plural(self.left_alone, self.noun)} left alone ({self.why_left_alone})."
-        if self.note:
-            text += f" {self.note}"
-        return text
-
-    why_left_alone = "not failed, held or pending"
-
-
 def _chunks(seq, size=CHUNK):
     for start in range(0, len(seq), size):
         yield seq[start:start + size]
@@ -64,7 +36,7 @@ def _chunks(seq, size=CHUNK):
 
 def _enqueue(account_ids):
     for account_id in sorted(set(account_ids)):
-        enqueue_dispatch(account_id)
+        queueing.enqueue_dispatch(account_id)
 
 
 def _actionable_rows(queryset):
@@ -89,7 +61,7 @@ def retry_syncs(queryset):
                 status=SyncStatus.PENDING, attempts=0, next_attempt_at=Now(), finished_at=None)
     stores = sorted({account_id for _, account_id, _ in rows})
     _enqueue(stores)
-    return Outcome("Retrying now", changed=changed, left_alone=total - changed, stores=stores)
+    return rows_changed("Retrying now", changed=changed, left_alone=total - changed, stores=stores)
 
 
 def retry_matching(queryset, *, per_minute=None):
@@ -120,7 +92,7 @@ def retry_matching(queryset, *, per_minute=None):
     _enqueue(stores)
     minutes = (len(rows) - 1) / per_minute if rows else 0
     note = f"Released at {per_minute} a minute: the last one is due in about {_duration(minutes)}." if len(rows) > 1 else ""
-    return Outcome("Retrying all matching", changed=changed, stores=stores, note=note)
+    return rows_changed("Retrying all matching", changed=changed, stores=stores, note=note)
 
 
 def _duration(minutes):
@@ -151,18 +123,18 @@ def resolve_delivered_by_hand(queryset, user):
     rows, total, changed = _resolve(queryset, user, SyncStatus.DELIVERED_BY_HAND)
     now_due = 0
     for order in Order.objects.filter(pk__in={order_pk for _, _, order_pk in rows}).select_related("account").defer("snapshot"):
-        now_due += bool(refresh_eligibility(order))
+        now_due += refresh_eligibility(order).became_due
     stores = sorted({account_id for _, account_id, _ in rows})
     _enqueue(stores)
     note = f"Start-handling is now due for {plural(now_due, 'order')}." if now_due else ""
-    return Outcome("Resolved as delivered by hand", changed=changed, left_alone=total - changed, stores=stores, note=note)
+    return rows_changed("Resolved as delivered by hand", changed=changed, left_alone=total - changed, stores=stores, note=note)
 
 
 def abandon_syncs(queryset, user):
     """Give up on these syncs. Abandoned is not delivered: start-handling keeps waiting for a gating send."""
     rows, total, changed = _resolve(queryset, user, SyncStatus.ABANDONED)
     stores = sorted({account_id for _, account_id, _ in rows})
-    return Outcome("Resolved as abandoned", changed=changed, left_alone=total - changed, stores=stores)
+    return rows_changed("Resolved as abandoned", changed=changed, left_alone=total - changed, stores=stores)
 
 
 def start_handling_eligible(queryset):
@@ -172,10 +144,6 @@ def start_handling_eligible(queryset):
         Exists(gating), ~Exists(gating.exclude(status__in=DELIVERED_STATUSES)),
         canceled=False, account__call_start_handling=True,
     )
-
-
-class StartHandlingOutcome(Outcome):
-    why_left_alone = "already done, claimed or not called"
 
 
 def retry_start_handling(queryset):
@@ -198,35 +166,27 @@ def retry_start_handling(queryset):
     waiting = candidate_count - len(rows)
     note = (f"{plural(waiting, 'order')} not retried: canceled, start-handling switched off for the store, "
             f"or not every gating sync delivered yet.") if waiting else ""
-    return StartHandlingOutcome("Start-handling due now", changed=changed, left_alone=total - candidate_count,
-                                stores=stores, noun="order", note=note)
-
-
-@dataclass
-class SyncOrderResult:
-    order_id: str
-    new_events: int
-    order: Order | None
-
-    def message(self):
-        if self.new_events:
-            text = f"Order {self.order_id}: its current status was stored as a new event and routed"
-        else:
-            text = f"Order {self.order_id}: the hub already had its current status; nothing new was stored"
-        if self.order is None:
-            return text + "; no rule of the store acts on that status, so nothing will be sent."
-        return text + "; dispatch was asked to run now."
+    return rows_changed("Start-handling due now", changed=changed, left_alone=total - candidate_count,
+                        stores=stores, noun="order", note=note, why_left_alone="already done, claimed or not called")
 
 
 def sync_order_now(account, order_id):
-    """Bring in an order the hub never saw (or missed): fetch it from VTEX, route it, dispatch.
+    """Bring in an order the hub never saw (or missed): fetch it from VTEX, route it, dispatch
+    (`pipeline.sync_order`). `data` holds `new_events` and the hub's `order` (None when no rule acts).
 
     VTEX errors (`integration.vtex.errors.VtexError`) propagate for the caller to show.
     """
-    from integration.pipeline.sync_order import sync_order
-
     order_id = order_id.strip()
-    result = sync_order(account, order_id)
-    enqueue_dispatch(account.pk)
+    stored = sync_order(account, order_id)
     order = Order.objects.filter(account=account, order_id=order_id).defer("snapshot").first()
-    return SyncOrderResult(order_id=order_id, new_events=result.new, order=order)
+    if stored.new:
+        text = "its current status was stored as a new event and routed"
+    else:
+        text = "the hub already had its current status; nothing new was stored"
+    if order is None:
+        text += "; no rule of the store acts on that status, so nothing will be sent."
+    elif stored.new:
+        text += "; dispatch was asked to run now."
+    else:
+        text += "."
+    return Result(f"Order {order_id}", SUCCESS, text, data={"new_events": stored.new, "order": order})

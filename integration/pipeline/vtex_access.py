@@ -1,0 +1,81 @@
+"""The VTEX client as the hub uses it: built from a store's row, with route pauses kept in the
+database (seen by every worker), the shared per-route rate cap and per-process response counts."""
+import threading
+import time
+
+from django.conf import settings
+
+from integration import ratelimit
+from integration.models import RoutePause
+from integration.vtex.client import VtexClient
+
+_tokens = {}  # (store pk, ciphertext) -> app token: decrypt once per process, not per client
+
+
+def _app_token(account):
+    key = (account.pk, account.app_token_ciphertext, tuple(settings.HUB_ENCRYPTION_KEYS))
+    token = _tokens.get(key)
+    if token is None:
+        token = _tokens[key] = account.app_token
+    return token
+
+
+_counts_lock = threading.Lock()
+_response_counts = {}  # (store pk, route, status code or "network") -> n, in this process
+
+
+def take_response_counts():
+    """The counts since the last call (for flushing to the database)."""
+    with _counts_lock:
+        counts = dict(_response_counts)
+        _response_counts.clear()
+    return counts
+
+
+# A route pause is looked up in the database at most once a second per process and route while
+# none is active (a pause another worker records is seen within that second); a pause this
+# process records, or finds, is honoured at once.
+PAUSE_CHECK_SECONDS = 1.0
+_pause_checked = {}  # (store pk, route) -> monotonic time of the last lookup that found no pause
+
+
+class DatabaseRouteGuard:
+    """`integration.vtex.client.RouteGuard` for one store: `RoutePause` rows and `ratelimit`."""
+
+    def __init__(self, account_id):
+        self.account_id = account_id
+
+    def paused_until(self, route):
+        key = (self.account_id, route)
+        checked = _pause_checked.get(key)
+        if checked is not None and time.monotonic() - checked < PAUSE_CHECK_SECONDS:
+            return None
+        paused_until = RoutePause.active_until(self.account_id, route)
+        if paused_until is None:
+            _pause_checked[key] = time.monotonic()
+        else:
+            _pause_checked.pop(key, None)
+        return paused_until
+
+    def pause(self, route, seconds, reason):
+        RoutePause.pause(self.account_id, route, seconds, reason=reason)
+        _pause_checked.pop((self.account_id, route), None)
+
+    def wait_for_slot(self, route):
+        ratelimit.wait_for_slot(self.account_id, route)
+
+    def count_response(self, route, code):
+        key = (self.account_id, route, str(code))
+        with _counts_lock:
+            _response_counts[key] = _response_counts.get(key, 0) + 1
+
+
+def client_for(account) -> VtexClient:
+    """A VTEX client for this store (an `Account`), with the hub's settings."""
+    return VtexClient(
+        account.base_url, account.app_key, _app_token(account),
+        guard=DatabaseRouteGuard(account.pk), pool_key=account.pk,
+        timeout=(settings.VTEX_CONNECT_TIMEOUT, settings.VTEX_READ_TIMEOUT),
+        pool_size=max(8, settings.DISPATCH_CONCURRENCY), default_retry_after=settings.VTEX_DEFAULT_RETRY_AFTER,
+        name=account.account_name,
+    )
