@@ -103,6 +103,9 @@ class FeedConfiguration(models.Model):
     disable_single_fire = models.BooleanField(default=False)
     visibility_timeout = models.PositiveIntegerField(default=250, help_text="Seconds a retrieved item stays hidden before VTEX offers it again.")
     retention = models.PositiveIntegerField(default=345600, help_text="Seconds VTEX keeps an item (4 to 14 days).")
+    # Statuses outside VTEX's lists that an operator confirmed ("I know this status is not in
+    # VTEX's lists"): accepted from then on; any other unknown one is still refused.
+    confirmed_statuses = models.JSONField(default=list, blank=True, editable=False)
     last_pushed_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_pushed_body = models.JSONField(null=True, blank=True, editable=False)
 
@@ -118,13 +121,11 @@ class FeedConfiguration(models.Model):
             if not isinstance(self.statuses, list) or not all(isinstance(s, str) for s in self.statuses):
                 errors["statuses"] = "A list of status names."
             else:
-                bad = statuses.unknown_statuses(self.statuses)
+                confirmed = set(self.confirmed_statuses or [])
+                bad = [s for s in statuses.unknown_statuses(self.statuses) if s not in confirmed]
                 if bad:
-                    hints = []
-                    for s in bad:
-                        guess = statuses.suggest(s)
-                        hints.append(f"'{s}' (did you mean '{guess}'?)" if guess else f"'{s}'")
-                    errors["statuses"] = "Unknown OMS status: " + ", ".join(hints) + ". VTEX does not check spellings; a misspelled status never fires."
+                    errors["statuses"] = (statuses.unknown_message(bad) + ". VTEX does not check spellings; a misspelled "
+                                          f"status never fires. To save it anyway, tick \"{statuses.CONFIRM_UNKNOWN_LABEL}\".")
             if self.expression:
                 errors["expression"] = "FromWorkflow takes statuses, not an expression (VTEX answers 409 to a mix)."
         elif not self.expression.strip():
@@ -157,9 +158,13 @@ class RuleAction(models.TextChoices):
 class RoutingRule(models.Model):
     """Which OMS state triggers which adapter action, per store."""
 
+
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="rules")
     state = models.CharField(max_length=64)
     action = models.CharField(max_length=10, choices=RuleAction.choices)
+    state_confirmed = models.BooleanField(
+        statuses.CONFIRM_UNKNOWN_LABEL, default=False,
+        help_text="Tick to keep a state that is in none of VTEX's status lists (VTEX itself does not check spellings).")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["account", "state", "action"], name="uniq_rule")]
@@ -174,9 +179,9 @@ class RoutingRule(models.Model):
         cls.objects.get_or_create(account=account, state=statuses.CANCELED, action=RuleAction.CANCEL)
 
     def clean(self):
-        if self.state not in statuses.OMS_STATUSES:
-            guess = statuses.suggest(self.state)
-            raise ValidationError({"state": f"Unknown OMS status '{self.state}'" + (f" (did you mean '{guess}'?)" if guess else "")})
+        if self.state not in statuses.OMS_STATUSES and not self.state_confirmed:
+            raise ValidationError({"state": statuses.unknown_message([self.state]).replace("status:", "status") +
+                                   f". To save it anyway, tick \"{statuses.CONFIRM_UNKNOWN_LABEL}\"."})
 
 
 class RoutePause(models.Model):
