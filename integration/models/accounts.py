@@ -15,6 +15,20 @@ class IntakeMode(models.TextChoices):
     BOTH = "both", "Hook, with the feed as a backup"
 
 
+class EventDomains(models.TextChoices):
+    BOTH = "both", "Fulfillment and Marketplace"
+    FULFILLMENT = "Fulfillment", "Fulfillment only"
+    MARKETPLACE = "Marketplace", "Marketplace only"
+
+
+# In every VTEX account the account itself is seller "1".
+OWN_SELLER_ID = "1"
+
+
+def parse_seller_ids(text):
+    return [part for part in (text or "").replace(",", " ").split() if part]
+
+
 class Account(models.Model):
     name = models.CharField("display name", max_length=120)
     account_name = models.CharField("VTEX account name", max_length=100, help_text="The {account} in https://{account}.vtexcommercestable.com.br")
@@ -26,6 +40,15 @@ class Account(models.Model):
     paused = models.BooleanField(default=False, help_text="A paused store keeps receiving events but sends nothing; its syncs wait.")
     intake_mode = models.CharField(max_length=10, choices=IntakeMode.choices, default=IntakeMode.FEED)
     call_start_handling = models.BooleanField(default=True, help_text="Off when the WMS calls start-handling itself.")
+    # Which orders are this store's to fulfil (docs/stores/marketplaces.md).
+    seller_ids = models.CharField(
+        "sellers fulfilled here", max_length=500, default=OWN_SELLER_ID, blank=True,
+        help_text='Seller ids, separated by commas or spaces (blank: "1", the VTEX account itself). An order none of '
+                  'whose items is sold by one of them is skipped: not sent, no start-handling.')
+    event_domains = models.CharField(
+        "event domains", max_length=20, choices=EventDomains.choices, default=EventDomains.BOTH, blank=True,
+        help_text="Which of VTEX's event domains route to adapters. Events of the other domain are stored and committed, "
+                  "and route nothing.")
     hook_secret_ciphertext = models.TextField(editable=False, default="")
     is_demo = models.BooleanField(default=False, editable=False)
 
@@ -77,6 +100,28 @@ class Account(models.Model):
         if creating:
             FeedConfiguration.objects.get_or_create(account=self)
             RoutingRule.create_defaults(self)
+
+    def fulfilling_seller_ids(self):
+        return frozenset(parse_seller_ids(self.seller_ids)) or frozenset({OWN_SELLER_ID})
+
+    def takes_domain(self, domain):
+        """Whether events of this VTEX domain route; an event without a domain always does."""
+        if not domain or self.event_domains in (EventDomains.BOTH, ""):
+            return True
+        return domain.strip().lower() == self.event_domains.lower()
+
+    def outside_scope_reason(self, item_seller_ids):
+        """Why an order whose items are sold by `item_seller_ids` is not this store's to fulfil, or "".
+
+        It is this store's when one of its items is sold by one of the store's sellers, or when the
+        order names no seller at all (VTEX splits a purchase per seller, so an order normally has one).
+        """
+        ours = self.fulfilling_seller_ids()
+        if not item_seller_ids or set(item_seller_ids) & ours:
+            return ""
+        return (f"Fulfilled by another seller: its items are sold by seller {', '.join(sorted(item_seller_ids))}, and "
+                f"this store fulfils seller {', '.join(sorted(ours))}. Not sent and no start-handling; change the "
+                f"store's 'sellers fulfilled here' and retry if it is this store's.")
 
     def set_paused(self, paused):
         Account.objects.filter(pk=self.pk).update(paused=paused)

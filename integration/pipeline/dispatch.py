@@ -213,6 +213,16 @@ def _process(order_pk, owner, report, *, order=None, syncs=None):
             for sync in syncs:
                 _fail_or_retry(sync, f"The order JSON cannot be used: {exc}", permanent=True, report=report)
             return
+        # Before any adapter and before start-handling: is this order the store's to fulfil?
+        outside = account.outside_scope_reason(parsed.item_seller_ids())
+        group = parsed.order_group[:64]
+        if outside != order.outside_scope_reason or group != order.order_group:
+            Order.objects.filter(pk=order.pk).update(outside_scope_reason=outside, order_group=group)
+            order.outside_scope_reason, order.order_group = outside, group
+        if outside:
+            for sync in syncs:
+                _skip(sync, outside, report)
+            return
         for sync in syncs:
             _run_sync(sync, order, parsed, raw, owner, report)
         claimed = refresh_eligibility(order, claim=True) == StartHandlingState.CLAIMED

@@ -46,8 +46,13 @@ def route_events(account, events):
                 sent_to[order_pk].add(binding_pk)
         new_syncs = []
         for event in relevant:
-            actions = rules.get(event.state, set())
             order = orders[event.order_id]
+            if not account.takes_domain(event.domain) or order.outside_scope_reason:
+                # Not this store's to fulfil: an event of a domain it does not take, or an order
+                # dispatch found to be another seller's. Kept and committed; it routes nothing
+                # (the canceled marker above still counts: it is a fact about the order).
+                continue
+            actions = rules.get(event.state, set())
             if RuleAction.SEND in actions and not order.canceled:
                 new_syncs += [OrderSync(order=order, binding=b, action=RuleAction.SEND, next_attempt_at=Now()) for b in takes[RuleAction.SEND]]
             if RuleAction.CANCEL in actions:
