@@ -19,7 +19,7 @@ from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
 from integration.models import (
-    Account, AdapterBinding, Alert, AlertKind, FeedConfiguration, FeedEvent, FilterType, Order, OrderSync,
+    ANY_STATE, Account, AdapterBinding, Alert, AlertKind, FeedConfiguration, FeedEvent, FilterType, Order, OrderSync,
     RoutingRule, SyncStatus,
 )
 from integration.queueing import enqueue
@@ -209,7 +209,7 @@ def rules_outside_feed(account):
     if config is None or config.filter_type != FilterType.FROM_WORKFLOW or not config.statuses:
         return []  # no status list: VTEX sends every change
     wanted = set(config.statuses)
-    return [rule for rule in RoutingRule.objects.filter(account=account) if rule.state not in wanted]
+    return [rule for rule in RoutingRule.objects.filter(account=account).exclude(state=ANY_STATE) if rule.state not in wanted]
 
 
 def rules_outside_feed_message(account):

@@ -198,6 +198,13 @@ class RuleAction(models.TextChoices):
     SEND = "send", "Send the order"
     CANCEL = "cancel", "Cancel the order"
     STATUS = "status", "Status changed"
+    # Send now if VTEX says ready-for-handling, else wait for it (re-reading the order on a
+    # schedule) and send then: for FromOrders filters, whose events mean "the expression matched".
+    SEND_WHEN_READY = "send_ready", "Send once ready-for-handling"
+
+
+# A rule state that matches every event, whatever its state (a FromOrders expression matched).
+ANY_STATE = "*"
 
 
 class RoutingRule(models.Model):
@@ -205,7 +212,7 @@ class RoutingRule(models.Model):
 
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="rules")
-    state = models.CharField(max_length=64)
+    state = models.CharField(max_length=64, help_text=f"An OMS status, or {ANY_STATE} for any (e.g. a FromOrders expression matched).")
     action = models.CharField(max_length=10, choices=RuleAction.choices)
     state_confirmed = models.BooleanField(
         statuses.CONFIRM_UNKNOWN_LABEL, default=False,
@@ -224,6 +231,12 @@ class RoutingRule(models.Model):
         cls.objects.get_or_create(account=account, state=statuses.CANCELED, action=RuleAction.CANCEL)
 
     def clean(self):
+        if self.state == ANY_STATE:
+            if self.action not in (RuleAction.SEND_WHEN_READY, RuleAction.STATUS):
+                raise ValidationError({"state": f"'{ANY_STATE}' (any state) goes with '{RuleAction.SEND_WHEN_READY.label}' or "
+                                                f"'{RuleAction.STATUS.label}': a plain send on any state would be held whenever "
+                                                "the order is not ready-for-handling yet."})
+            return
         if self.state not in statuses.OMS_STATUSES and not self.state_confirmed:
             raise ValidationError({"state": statuses.unknown_message([self.state]).replace("status:", "status") +
                                    f". To save it anyway, tick \"{statuses.CONFIRM_UNKNOWN_LABEL}\"."})

@@ -97,6 +97,10 @@ class OrderSync(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
     hold_reason = models.TextField(blank=True, default="")
+    # A send routed by "send once ready-for-handling": while VTEX says another status it stays
+    # pending and re-reads the order on READY_WAIT_SCHEDULE, counting its checks here.
+    wait_for_ready = models.BooleanField(default=False)
+    ready_checks = models.PositiveIntegerField(default=0)
     erp_reference = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
