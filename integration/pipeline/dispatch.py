@@ -219,7 +219,7 @@ def _process(order_pk, owner, report, *, order=None, syncs=None):
             return
         # Before any adapter and before start-handling: is this order the store's to fulfil?
         outside = account.outside_scope_reason(parsed.item_seller_ids())
-        group = parsed.order_group[:64]
+        group = parsed.order_group if len(parsed.order_group) <= 64 else ""  # an id no VTEX order has: not grouped
         if outside != order.outside_scope_reason or group != order.order_group:
             Order.objects.filter(pk=order.pk).update(outside_scope_reason=outside, order_group=group)
             order.outside_scope_reason, order.order_group = outside, group
