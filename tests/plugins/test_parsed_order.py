@@ -175,7 +175,8 @@ def test_any_json_value_parses_or_raises_invalid_order(raw):
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(
     st.sampled_from(["orderId", "sequence", "status", "value", "creationDate", "lastChange", "items", "totals",
-                     "clientProfileData", "shippingData", "paymentData", "storePreferencesData"]),
+                     "clientProfileData", "shippingData", "paymentData", "storePreferencesData",
+                     "sellers", "marketplace", "orderGroup", "salesChannel", "marketplaceOrderId", "affiliateId"]),
     json_values, max_size=8))
 def test_order_shaped_dicts_parse_or_raise_invalid_order(raw):
     check(raw)
@@ -339,3 +340,18 @@ def test_the_new_fields_default_to_empty_on_a_minimal_order():
     order = parse_order({"orderId": "1-01", "items": [{"id": "9", "quantity": 1}]})
     assert order.sellers == () and order.gift_cards == () and order.item_seller_ids() == frozenset()
     assert order.marketplace == Marketplace() and order.order_group == "" and order.sales_channel == ""
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_mutated_marketplace_order_parses_or_raises_invalid_order(data):
+    raw = marketplace_order()
+    for _ in range(data.draw(st.integers(1, 4))):
+        path = data.draw(st.sampled_from(paths(raw) or [("orderId",)]))
+        try:
+            apply(raw, path, data.draw(st.sampled_from(["replace", "delete"])), data.draw(json_values))
+        except (KeyError, IndexError, TypeError):
+            continue
+    order = check(raw)
+    if order is not None:
+        assert "SECRET-CODE-123" not in json.dumps(order.to_dict())
