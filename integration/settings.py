@@ -119,6 +119,11 @@ Q_RETRY = env_int("Q_RETRY", 420)
 SYNC_BACKOFF_SECONDS = [int(x) for x in env_list("SYNC_BACKOFF_SECONDS", ["60", "300", "900", "3600", "21600"])]
 SYNC_MAX_ATTEMPTS = env_int("SYNC_MAX_ATTEMPTS", 8)
 SYNC_BACKOFF_JITTER = env_float("SYNC_BACKOFF_JITTER", 0.1)
+# A "send once ready-for-handling" sync (FromOrders routing) re-reads the order on this schedule
+# until VTEX says ready-for-handling (the last delay repeats), and is held for the operator after
+# READY_WAIT_MAX_CHECKS checks: by default about 7 days, longer than a bank slip stays payable.
+READY_WAIT_SCHEDULE = [int(x) for x in env_list("READY_WAIT_SCHEDULE", ["60", "120", "300", "600", "1800", "3600"])]
+READY_WAIT_MAX_CHECKS = env_int("READY_WAIT_MAX_CHECKS", 170)
 START_HANDLING_MAX_ATTEMPTS = env_int("START_HANDLING_MAX_ATTEMPTS", 8)
 DISPATCH_BATCH_SIZE = env_int("DISPATCH_BATCH_SIZE", 50)
 # "Retry all matching this filter" releases that many syncs a minute, so an ERP back from an outage is not flooded.

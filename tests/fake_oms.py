@@ -36,11 +36,17 @@ class FakeOms:
         self.get_calls = 0
         self.lock = threading.Lock()
         self.start_handling_status = None  # force an answer, e.g. 500
+        self.fields = {}  # order id -> top-level fields laid over make_order's (sellers, orderGroup, ...)
+        self.sellers = {}  # order id -> the seller id of every item
         rsps.add_callback("GET", re.compile(re.escape(base) + r"/api/oms/pvt/orders/[^/]+$"), callback=self._get)
         rsps.add_callback("POST", re.compile(re.escape(base) + r"/api/oms/pvt/orders/[^/]+/start-handling$"), callback=self._start)
 
-    def add(self, order_id, status="ready-for-handling"):
+    def add(self, order_id, status="ready-for-handling", *, seller=None, **fields):
         self.statuses[order_id] = status
+        if seller is not None:
+            self.sellers[order_id] = seller
+        if fields:
+            self.fields[order_id] = fields
 
     def _get(self, request):
         order_id = request.url.rsplit("/", 1)[1]
@@ -49,7 +55,12 @@ class FakeOms:
             status = self.statuses.get(order_id)
         if status is None:
             return 404, {}, json.dumps({"error": {"code": "OMS001", "message": "Order not found"}})
-        return 200, {}, json.dumps(make_order(order_id, status))
+        order = make_order(order_id, status)
+        order.update(self.fields.get(order_id, {}))
+        if order_id in self.sellers:
+            for item in order["items"]:
+                item["seller"] = self.sellers[order_id]
+        return 200, {}, json.dumps(order)
 
     def _start(self, request):
         order_id = request.url.rsplit("/", 2)[1]

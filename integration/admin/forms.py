@@ -18,7 +18,8 @@ class AccountForm(forms.ModelForm):
 
     class Meta:
         model = Account
-        fields = ["name", "account_name", "environment", "app_key", "app_token", "api_base_url", "active", "paused", "intake_mode", "call_start_handling"]
+        fields = ["name", "account_name", "environment", "app_key", "app_token", "api_base_url", "active", "paused", "intake_mode", "call_start_handling",
+                  "seller_ids", "event_domains"]
 
     def clean(self):
         cleaned = super().clean()
@@ -57,10 +58,14 @@ class FeedConfigurationForm(forms.ModelForm):
         help_text="Exact OMS spellings, separated by commas or spaces, added to the ones checked. "
                   "VTEX does not check spellings; the hub does.",
     )
+    confirm_unknown_statuses = forms.BooleanField(
+        required=False, label=oms.CONFIRM_UNKNOWN_LABEL,
+        help_text="Tick to save typed statuses that are in none of VTEX's lists. A misspelled status never fires.",
+    )
 
     class Meta:
         model = FeedConfiguration
-        fields = ["filter_type", "statuses", "other_statuses", "expression", "disable_single_fire", "visibility_timeout", "retention"]
+        fields = ["filter_type", "statuses", "other_statuses", "confirm_unknown_statuses", "expression", "disable_single_fire", "visibility_timeout", "retention"]
         widgets = {"expression": forms.Textarea(attrs={"rows": 2, "cols": 70, "class": "vLargeTextField"})}
 
     def __init__(self, *args, **kwargs):
@@ -82,6 +87,11 @@ class FeedConfigurationForm(forms.ModelForm):
         # The order of the OMS list, typed ones after: a stable body to compare with VTEX's.
         known = [s for s in oms.OMS_STATUSES if s in chosen]
         cleaned["statuses"] = known + [s for s in chosen if s not in known]
+        unknown = oms.unknown_statuses(cleaned["statuses"])
+        if cleaned.get("confirm_unknown_statuses"):
+            self.instance.confirmed_statuses = unknown
+        else:  # confirmed earlier and still chosen: still confirmed
+            self.instance.confirmed_statuses = [s for s in (self.instance.confirmed_statuses or []) if s in unknown]
         expression = (cleaned.get("expression") or "").strip()
         cleaned["expression"] = expression
         if cleaned.get("filter_type") == FilterType.FROM_ORDERS and expression:

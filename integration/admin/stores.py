@@ -40,14 +40,14 @@ class FeedConfigurationInline(admin.StackedInline):
     form = FeedConfigurationForm
     can_delete = False
     extra = 0
-    fields = ["filter_type", "statuses", "other_statuses", "expression", "disable_single_fire", "visibility_timeout",
-              "retention", "last_pushed_at"]
+    fields = ["filter_type", "statuses", "other_statuses", "confirm_unknown_statuses", "expression", "disable_single_fire",
+              "visibility_timeout", "retention", "last_pushed_at"]
     readonly_fields = ["last_pushed_at"]
 
     def get_fields(self, request, obj=None):
         fields = super().get_fields(request, obj)
         if not self.has_change_permission(request, obj):
-            fields = [f for f in fields if f != "other_statuses"]  # a form-only field: nothing to show
+            fields = [f for f in fields if f not in ("other_statuses", "confirm_unknown_statuses")]  # form-only fields
         return fields
 
 

@@ -352,6 +352,7 @@ class OrderAdmin(admin.ModelAdmin):
             "parsed": parsed,
             "parse_error": parse_error,
             "events": list(events),
+            "group_siblings": list(order.group_siblings().only("pk", "order_id", "vtex_status", "outside_scope_reason")[:50]),
             "syncs": syncs,
             "raw_json": json.dumps(order.snapshot, indent=2, ensure_ascii=False) if order.snapshot is not None else "",
             "can_operate_syncs": can_operate_syncs,

@@ -16,6 +16,20 @@ class IntakeMode(models.TextChoices):
     BOTH = "both", "Hook, with the feed as a backup"
 
 
+class EventDomains(models.TextChoices):
+    BOTH = "both", "Fulfillment and Marketplace"
+    FULFILLMENT = "Fulfillment", "Fulfillment only"
+    MARKETPLACE = "Marketplace", "Marketplace only"
+
+
+# In every VTEX account the account itself is seller "1".
+OWN_SELLER_ID = "1"
+
+
+def parse_seller_ids(text):
+    return [part for part in (text or "").replace(",", " ").split() if part]
+
+
 class Account(models.Model):
     name = models.CharField("display name", max_length=120)
     account_name = models.CharField("VTEX account name", max_length=100, help_text="The {account} in https://{account}.vtexcommercestable.com.br")
@@ -27,6 +41,15 @@ class Account(models.Model):
     paused = models.BooleanField(default=False, help_text="A paused store keeps receiving events but sends nothing; its syncs wait.")
     intake_mode = models.CharField(max_length=10, choices=IntakeMode.choices, default=IntakeMode.FEED)
     call_start_handling = models.BooleanField(default=True, help_text="Off when the WMS calls start-handling itself.")
+    # Which orders are this store's to fulfil (docs/stores/marketplaces.md).
+    seller_ids = models.CharField(
+        "sellers fulfilled here", max_length=500, default=OWN_SELLER_ID, blank=True,
+        help_text='Seller ids, separated by commas or spaces (blank: "1", the VTEX account itself). An order none of '
+                  'whose items is sold by one of them is skipped: not sent, no start-handling.')
+    event_domains = models.CharField(
+        "event domains", max_length=20, choices=EventDomains.choices, default=EventDomains.BOTH, blank=True,
+        help_text="Which of VTEX's event domains route to adapters. Events of the other domain are stored and committed, "
+                  "and route nothing.")
     hook_secret_ciphertext = models.TextField(editable=False, default="")
     is_demo = models.BooleanField(default=False, editable=False)
 
@@ -75,6 +98,28 @@ class Account(models.Model):
             FeedConfiguration.objects.get_or_create(account=self)
             RoutingRule.create_defaults(self)
 
+    def fulfilling_seller_ids(self):
+        return frozenset(parse_seller_ids(self.seller_ids)) or frozenset({OWN_SELLER_ID})
+
+    def takes_domain(self, domain):
+        """Whether events of this VTEX domain route; an event without a domain always does."""
+        if not domain or self.event_domains in (EventDomains.BOTH, ""):
+            return True
+        return domain.strip().lower() == self.event_domains.lower()
+
+    def outside_scope_reason(self, item_seller_ids):
+        """Why an order whose items are sold by `item_seller_ids` is not this store's to fulfil, or "".
+
+        It is this store's when one of its items is sold by one of the store's sellers, or when the
+        order names no seller at all (VTEX splits a purchase per seller, so an order normally has one).
+        """
+        ours = self.fulfilling_seller_ids()
+        if not item_seller_ids or set(item_seller_ids) & ours:
+            return ""
+        return (f"Fulfilled by another seller: its items are sold by seller {', '.join(sorted(item_seller_ids))}, and "
+                f"this store fulfils seller {', '.join(sorted(ours))}. Not sent and no start-handling; change the "
+                f"store's 'sellers fulfilled here' and retry if it is this store's.")
+
     def set_paused(self, paused):
         Account.objects.filter(pk=self.pk).update(paused=paused)
         self.paused = paused
@@ -100,6 +145,9 @@ class FeedConfiguration(models.Model):
     disable_single_fire = models.BooleanField(default=False)
     visibility_timeout = models.PositiveIntegerField(default=250, help_text="Seconds a retrieved item stays hidden before VTEX offers it again.")
     retention = models.PositiveIntegerField(default=345600, help_text="Seconds VTEX keeps an item (4 to 14 days).")
+    # Statuses outside VTEX's lists that an operator confirmed ("I know this status is not in
+    # VTEX's lists"): accepted from then on; any other unknown one is still refused.
+    confirmed_statuses = models.JSONField(default=list, blank=True, editable=False)
     last_pushed_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_pushed_body = models.JSONField(null=True, blank=True, editable=False)
 
@@ -115,13 +163,11 @@ class FeedConfiguration(models.Model):
             if not isinstance(self.statuses, list) or not all(isinstance(s, str) for s in self.statuses):
                 errors["statuses"] = "A list of status names."
             else:
-                bad = statuses.unknown_statuses(self.statuses)
+                confirmed = set(self.confirmed_statuses or [])
+                bad = [s for s in statuses.unknown_statuses(self.statuses) if s not in confirmed]
                 if bad:
-                    hints = []
-                    for s in bad:
-                        guess = statuses.suggest(s)
-                        hints.append(f"'{s}' (did you mean '{guess}'?)" if guess else f"'{s}'")
-                    errors["statuses"] = "Unknown OMS status: " + ", ".join(hints) + ". VTEX does not check spellings; a misspelled status never fires."
+                    errors["statuses"] = (statuses.unknown_message(bad) + ". VTEX does not check spellings; a misspelled "
+                                          f"status never fires. To save it anyway, tick \"{statuses.CONFIRM_UNKNOWN_LABEL}\".")
             if self.expression:
                 errors["expression"] = "FromWorkflow takes statuses, not an expression (VTEX answers 409 to a mix)."
         elif not self.expression.strip():
@@ -149,14 +195,25 @@ class RuleAction(models.TextChoices):
     SEND = "send", "Send the order"
     CANCEL = "cancel", "Cancel the order"
     STATUS = "status", "Status changed"
+    # Send now if VTEX says ready-for-handling, else wait for it (re-reading the order on a
+    # schedule) and send then: for FromOrders filters, whose events mean "the expression matched".
+    SEND_WHEN_READY = "send_ready", "Send once ready-for-handling"
+
+
+# A rule state that matches every event, whatever its state (a FromOrders expression matched).
+ANY_STATE = "*"
 
 
 class RoutingRule(models.Model):
     """Which OMS state triggers which adapter action, per store."""
 
+
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="rules")
-    state = models.CharField(max_length=64)
+    state = models.CharField(max_length=64, help_text=f"An OMS status, or {ANY_STATE} for any (e.g. a FromOrders expression matched).")
     action = models.CharField(max_length=10, choices=RuleAction.choices)
+    state_confirmed = models.BooleanField(
+        statuses.CONFIRM_UNKNOWN_LABEL, default=False,
+        help_text="Tick to keep a state that is in none of VTEX's status lists (VTEX itself does not check spellings).")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["account", "state", "action"], name="uniq_rule")]
@@ -171,9 +228,15 @@ class RoutingRule(models.Model):
         cls.objects.get_or_create(account=account, state=statuses.CANCELED, action=RuleAction.CANCEL)
 
     def clean(self):
-        if self.state not in statuses.OMS_STATUSES:
-            guess = statuses.suggest(self.state)
-            raise ValidationError({"state": f"Unknown OMS status '{self.state}'" + (f" (did you mean '{guess}'?)" if guess else "")})
+        if self.state == ANY_STATE:
+            if self.action not in (RuleAction.SEND_WHEN_READY, RuleAction.STATUS):
+                raise ValidationError({"state": f"'{ANY_STATE}' (any state) goes with '{RuleAction.SEND_WHEN_READY.label}' or "
+                                                f"'{RuleAction.STATUS.label}': a plain send on any state would be held whenever "
+                                                "the order is not ready-for-handling yet."})
+            return
+        if self.state not in statuses.OMS_STATUSES and not self.state_confirmed:
+            raise ValidationError({"state": statuses.unknown_message([self.state]).replace("status:", "status") +
+                                   f". To save it anyway, tick \"{statuses.CONFIRM_UNKNOWN_LABEL}\"."})
 
 
 class RoutePause(models.Model):

@@ -22,6 +22,8 @@ class Order(models.Model):
     snapshot = models.JSONField(null=True, blank=True, help_text="The last order JSON fetched from VTEX.")
     snapshot_at = models.DateTimeField(null=True, blank=True)
     canceled = models.BooleanField(default=False)
+    order_group = models.CharField(max_length=64, blank=True, default="", help_text="VTEX's orderGroup: the split orders of one purchase share it.")
+    outside_scope_reason = models.TextField(blank=True, default="", help_text="Why the store does not fulfil this order (another seller's).")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -43,6 +45,7 @@ class Order(models.Model):
             models.Index(fields=["start_handling_state", "start_handling_due_at"], name="order_sh_due"),
             # The admin's exact search by order id, whatever the store (the unique key leads with the store).
             models.Index(fields=["order_id"], name="order_order_id"),
+            models.Index(fields=["account", "order_group"], name="order_group"),
         ]
         ordering = ["-created_at"]
 
@@ -52,6 +55,23 @@ class Order(models.Model):
     @property
     def vtex_admin_url(self):
         return f"https://{self.account.account_name}.myvtex.com/admin/orders/{self.order_id}"
+
+    @property
+    def group_id(self):
+        """VTEX's orderGroup, or, before the order was fetched, the id without its `-NN` suffix."""
+        if self.order_group:
+            return self.order_group
+        head, sep, tail = self.order_id.rpartition("-")
+        return head if sep and head and tail.isdigit() else ""
+
+    def group_siblings(self):
+        """The other orders of the same purchase (split per seller or delivery) the hub knows."""
+        group = self.group_id
+        if not group:
+            return Order.objects.none()
+        return (Order.objects.filter(account_id=self.account_id)
+                .filter(models.Q(order_group=group) | models.Q(order_id__startswith=f"{group}-"))
+                .exclude(pk=self.pk).order_by("order_id"))
 
 
 class SyncStatus(models.TextChoices):
@@ -77,6 +97,10 @@ class OrderSync(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
     hold_reason = models.TextField(blank=True, default="")
+    # A send routed by "send once ready-for-handling": while VTEX says another status it stays
+    # pending and re-reads the order on READY_WAIT_SCHEDULE, counting its checks here.
+    wait_for_ready = models.BooleanField(default=False)
+    ready_checks = models.PositiveIntegerField(default=0)
     erp_reference = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from integration.models import Account, FeedConfiguration, FilterType, Order, RoutingRule
+from integration.models import ANY_STATE, Account, FeedConfiguration, FilterType, Order, RoutingRule
 from integration.operations.results import ERROR, SUCCESS, WARNING, Result, duration
 from integration.pipeline.vtex_access import client_for
 from integration.redaction import redact
@@ -48,7 +48,7 @@ def rules_outside_feed(account):
     if config is None or config.filter_type != FilterType.FROM_WORKFLOW or not config.statuses:
         return []  # no status list: VTEX sends every change
     wanted = set(config.statuses)
-    return [rule for rule in RoutingRule.objects.filter(account=account) if rule.state not in wanted]
+    return [rule for rule in RoutingRule.objects.filter(account=account).exclude(state=ANY_STATE) if rule.state not in wanted]
 
 
 def rules_outside_feed_message(account):

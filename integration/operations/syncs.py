@@ -58,7 +58,7 @@ def retry_syncs(queryset):
     with transaction.atomic():
         for chunk in _chunks([pk for pk, _, _ in rows]):
             changed += OrderSync.objects.filter(pk__in=chunk, status__in=ACTIONABLE).update(
-                status=SyncStatus.PENDING, attempts=0, next_attempt_at=Now(), finished_at=None)
+                status=SyncStatus.PENDING, attempts=0, ready_checks=0, next_attempt_at=Now(), finished_at=None)
     stores = sorted({account_id for _, account_id, _ in rows})
     _enqueue(stores)
     return rows_changed("Retrying now", changed=changed, left_alone=total - changed, stores=stores)
@@ -82,7 +82,7 @@ def retry_matching(queryset, *, per_minute=None):
             for chunk in _chunks([pk for pk, _, _ in rows[start:start + step]]):
                 due = Now() + offset if base is None else base + offset
                 updated = OrderSync.objects.filter(pk__in=chunk, status__in=ACTIONABLE).update(
-                    status=SyncStatus.PENDING, attempts=0, next_attempt_at=due, finished_at=None)
+                    status=SyncStatus.PENDING, attempts=0, ready_checks=0, next_attempt_at=due, finished_at=None)
                 if updated and base is None:
                     written = (OrderSync.objects.filter(pk__in=chunk, status=SyncStatus.PENDING, attempts=0)
                                .order_by("next_attempt_at").values_list("next_attempt_at", flat=True).first())

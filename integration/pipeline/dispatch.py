@@ -37,6 +37,8 @@ from integration.vtex.statuses import READY_FOR_HANDLING
 log = logging.getLogger(__name__)
 ACTION_ORDER = {RuleAction.SEND: 0, RuleAction.STATUS: 1, RuleAction.CANCEL: 2}
 CANCELED_VTEX_STATUSES = {"canceled", "cancel"}
+# Statuses an order reaches only after ready-for-handling: waiting for it would wait forever.
+PAST_READY_STATUSES = {"start-handling", "handling", "ready-for-invoicing", "invoice", "invoiced"}
 ORDER_LEASE = {"owner_field": "claimed_by", "until_field": "claimed_until"}
 
 
@@ -49,10 +51,11 @@ class DispatchReport:
     skipped: int = 0
     held: int = 0
     postponed: int = 0
+    waiting: int = 0
     start_handling: dict = field(default_factory=dict)
 
     def add(self, other):
-        for name in ("orders", "succeeded", "retrying", "failed", "skipped", "held", "postponed"):
+        for name in ("orders", "succeeded", "retrying", "failed", "skipped", "held", "postponed", "waiting"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for k, v in other.start_handling.items():
             self.start_handling[k] = self.start_handling.get(k, 0) + v
@@ -60,7 +63,8 @@ class DispatchReport:
     def line(self):
         sh = ", ".join(f"{k} {v}" for k, v in sorted(self.start_handling.items())) or "none"
         return (f"dispatched {self.orders} orders: {self.succeeded} delivered, {self.retrying} to retry, "
-                f"{self.failed} failed, {self.skipped} skipped, {self.held} held, {self.postponed} postponed; start-handling: {sh}")
+                f"{self.failed} failed, {self.skipped} skipped, {self.held} held, {self.postponed} postponed, "
+                f"{self.waiting} waiting for ready-for-handling; start-handling: {sh}")
 
 
 def due_syncs():
@@ -213,6 +217,16 @@ def _process(order_pk, owner, report, *, order=None, syncs=None):
             for sync in syncs:
                 _fail_or_retry(sync, f"The order JSON cannot be used: {exc}", permanent=True, report=report)
             return
+        # Before any adapter and before start-handling: is this order the store's to fulfil?
+        outside = account.outside_scope_reason(parsed.item_seller_ids())
+        group = parsed.order_group if len(parsed.order_group) <= 64 else ""  # an id no VTEX order has: not grouped
+        if outside != order.outside_scope_reason or group != order.order_group:
+            Order.objects.filter(pk=order.pk).update(outside_scope_reason=outside, order_group=group)
+            order.outside_scope_reason, order.order_group = outside, group
+        if outside:
+            for sync in syncs:
+                _skip(sync, outside, report)
+            return
         for sync in syncs:
             _run_sync(sync, order, parsed, raw, owner, report)
     outcome = after_dispatch(order, client, syncs_ran=bool(syncs))
@@ -229,6 +243,8 @@ def _run_sync(sync, order, parsed, raw, owner, report):
             return _skip(sync, "The order is canceled in VTEX; it was not sent.", report)
         passed_ready = order.start_handling_state in (StartHandlingState.DONE, StartHandlingState.CONFLICT)
         if order.vtex_status != READY_FOR_HANDLING and not passed_ready:
+            if sync.wait_for_ready and order.vtex_status not in PAST_READY_STATUSES:
+                return _wait_for_ready(sync, order.vtex_status, report)
             return _hold(sync, f"VTEX says the order is '{order.vtex_status}', not ready-for-handling; a send waits for the operator.", report)
     elif sync.action == RuleAction.CANCEL:
         sent = OrderSync.objects.filter(order=order, binding=sync.binding, action=RuleAction.SEND, status__in=(SyncStatus.SUCCEEDED, SyncStatus.DELIVERED_BY_HAND))
@@ -322,6 +338,24 @@ def _hold(sync, reason, report):
     SyncAttempt.objects.create(sync=sync, number=sync.attempts + 1, duration_ms=0, outcome=AttemptOutcome.HELD, error=reason)
     if OrderSync.objects.filter(pk=sync.pk, status=SyncStatus.PENDING).update(status=SyncStatus.HELD, hold_reason=reason, next_attempt_at=None):
         report.held += 1
+
+
+def _wait_for_ready(sync, status, report):
+    """A "send once ready-for-handling" sync while VTEX says another status: stay pending and read
+    the order again on READY_WAIT_SCHEDULE (no event needed), until READY_WAIT_MAX_CHECKS checks;
+    then hold it for the operator. No attempt row per check: the sync shows the count and the next
+    check, and the adapter's attempt count stays for adapter calls."""
+    checks = sync.ready_checks + 1
+    if checks > settings.READY_WAIT_MAX_CHECKS:
+        return _hold(sync, f"Waited for VTEX to say ready-for-handling through {checks - 1} checks; VTEX still says "
+                           f"'{status}'. Retry to wait again, or resolve it.", report)
+    schedule = settings.READY_WAIT_SCHEDULE
+    wait = schedule[min(checks, len(schedule)) - 1]
+    reason = (f"Waiting for VTEX to say ready-for-handling (it says '{status}'): check {checks} of at most "
+              f"{settings.READY_WAIT_MAX_CHECKS}, the next in {wait} s.")
+    if OrderSync.objects.filter(pk=sync.pk, status=SyncStatus.PENDING).update(
+            ready_checks=checks, hold_reason=reason, next_attempt_at=Now() + timedelta(seconds=wait)):
+        report.waiting += 1
 
 
 def _postpone(syncs, seconds, reason):

@@ -75,22 +75,41 @@ FEED_FIELDS = {
 }
 
 
+# The columns these fields are stored in: a longer value is refused visibly, never cut.
+FEED_FIELD_LENGTHS = {"domain": 40, "state": 64, "last_state": 64, "order_id": 64, "last_change": 40, "current_change": 40}
+
+
+def _keys_any_case(item):
+    """The item's keys by their lower-case spelling (VTEX's reference consumer reads them without
+    regard to case); when two keys differ only in case, the first one wins."""
+    lowered = {}
+    for key, value in item.items():
+        if isinstance(key, str):
+            lowered.setdefault(key.lower(), value)
+    return lowered
+
+
 def parse_feed_item(item):
     """A feed item as an IncomingEvent; never raises. Bad items carry `error` and are kept."""
     if not isinstance(item, dict):
         return IncomingEvent(source="feed", payload=item, error=f"Feed item is a {type(item).__name__}, not an object")
     event = IncomingEvent(source="feed", payload=item)
+    fields = _keys_any_case(item)
     problems = []
     for key, attr in FEED_FIELDS.items():
-        value = item.get(key)
+        value = fields.get(key.lower())
         if value is None:
             continue
         if not isinstance(value, str):
             problems.append(f"{key} is a {type(value).__name__}, not a string")
             continue
-        setattr(event, attr, value[:64] if attr in ("state", "last_state", "order_id", "domain") else value)
+        limit = FEED_FIELD_LENGTHS.get(attr)
+        if limit is not None and len(value) > limit:
+            problems.append(f"{key} is {len(value)} characters long, over the {limit} the hub stores")
+            continue
+        setattr(event, attr, value)
     for key in ("orderId", "state", "handle"):
-        if not item.get(key) and key not in " ".join(problems):
+        if not fields.get(key.lower()) and key not in " ".join(problems):
             problems.append(f"{key} is missing")
     if not (event.current_change or event.last_change):
         problems.append("currentChange and lastChange are missing")

@@ -4,7 +4,7 @@ from collections import defaultdict
 from django.db import transaction
 from django.db.models.functions import Now
 
-from integration.models import Account, FeedEvent, Order, OrderSync, RuleAction
+from integration.models import ANY_STATE, Account, FeedEvent, Order, OrderSync, RuleAction
 from integration.vtex.statuses import CANCELED_STATES
 
 
@@ -21,10 +21,11 @@ def route_events(account, events):
         rules[state].add(action)
     bindings = [b for b in account.bindings.filter(enabled=True)]
     takes = {action: [b for b in bindings if b.takes(action)] for action in (RuleAction.SEND, RuleAction.CANCEL, RuleAction.STATUS)}
+    any_state = rules.pop(ANY_STATE, set())  # rules for every event, whatever its state
     # A cancellation first: a send must never be routed for an order known to be canceled,
     # even when the two events come in one batch in the wrong order.
     ordered = sorted(events, key=lambda e: (e.state not in CANCELED_STATES, e.current_change or e.last_change))
-    relevant = [e for e in ordered if rules.get(e.state) or e.state in CANCELED_STATES]
+    relevant = [e for e in ordered if any_state or rules.get(e.state) or e.state in CANCELED_STATES]
     if relevant:
         order_ids = list(dict.fromkeys(e.order_id for e in relevant))
         # The unique (account, order id) constraint makes creating a known order a no-op.
@@ -47,10 +48,17 @@ def route_events(account, events):
                 sent_to[order_pk].add(binding_pk)
         new_syncs = []
         for event in relevant:
-            actions = rules.get(event.state, set())
             order = orders[event.order_id]
-            if RuleAction.SEND in actions and not order.canceled:
-                new_syncs += [OrderSync(order=order, binding=b, action=RuleAction.SEND, next_attempt_at=Now()) for b in takes[RuleAction.SEND]]
+            if not account.takes_domain(event.domain) or order.outside_scope_reason:
+                # Not this store's to fulfil: an event of a domain it does not take, or an order
+                # dispatch found to be another seller's. Kept and committed; it routes nothing
+                # (the canceled marker above still counts: it is a fact about the order).
+                continue
+            actions = rules.get(event.state, set()) | any_state
+            if (RuleAction.SEND in actions or RuleAction.SEND_WHEN_READY in actions) and not order.canceled:
+                wait = RuleAction.SEND_WHEN_READY in actions
+                new_syncs += [OrderSync(order=order, binding=b, action=RuleAction.SEND, wait_for_ready=wait, next_attempt_at=Now())
+                              for b in takes[RuleAction.SEND]]
             if RuleAction.CANCEL in actions:
                 new_syncs += [
                     OrderSync(order=order, binding=b, action=RuleAction.CANCEL, next_attempt_at=Now())

@@ -48,6 +48,10 @@ class Address:
 
 @dataclass(frozen=True)
 class Item:
+    """One line of `items[]`. `seller` is the id of the seller who sells and fulfils this item
+    (`items[].seller`): "1" is the account's own seller; any other id is a seller selling
+    through this account (a marketplace set-up)."""
+
     sku: str
     product_id: str = ""
     ref_id: str = ""
@@ -60,20 +64,78 @@ class Item:
     seller: str = ""
 
 
+PICKUP = "pickup-in-point"
+DELIVERY = "delivery"
+
+
 @dataclass(frozen=True)
 class ShippingLine:
+    """One line of `shippingData.logisticsInfo[]`: how item `item_index` reaches the customer.
+
+    `delivery_channel` is VTEX's `deliveryChannel` ("delivery" or "pickup-in-point"; "" when VTEX
+    does not say). For a pickup, `pickup_point_id` (`pickupPointId`) and `pickup_point_name`
+    (`pickupStoreInfo.friendlyName`) name the pickup point, read from the line or, when the line
+    leaves them out, from its selected SLA; for a delivery both are "".
+    """
+
     item_index: int
     sla: str = ""
     price: Decimal = Decimal("0.00")
     estimate: str = ""
+    delivery_channel: str = ""
+    pickup_point_id: str = ""
+    pickup_point_name: str = ""
+
+    @property
+    def is_pickup(self) -> bool:
+        return self.delivery_channel == PICKUP
 
 
 @dataclass(frozen=True)
 class Payment:
+    """One payment of an *active* transaction (`paymentData.transactions[].isActive` not false):
+    an inactive transaction is a payment attempt that was replaced, so its payments are left out
+    and the payments add up to what was really paid."""
+
     method: str = ""
     group: str = ""
     value: Decimal = Decimal("0.00")
     installments: int = 1
+
+
+@dataclass(frozen=True)
+class GiftCard:
+    """One of `paymentData.giftCards[]`: `value` is the amount the gift card paid. The card's
+    `redemptionCode` is never read: it is the secret that spends the card."""
+
+    id: str = ""
+    name: str = ""
+    provider: str = ""
+    value: Decimal = Decimal("0.00")
+
+
+@dataclass(frozen=True)
+class Seller:
+    """One of the order's `sellers[]`: "1" is the account itself."""
+
+    id: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Marketplace:
+    """Where the order was sold.
+
+    - `order_id`: `marketplaceOrderId`, the order's id at the marketplace ("" when sold here).
+    - `name`: `marketplace.name`, the marketplace account or channel.
+    - `affiliate_id`: `affiliateId`, the three-letter code of the affiliate (external marketplace).
+    - `origin`: `origin`, VTEX's order flow: "Marketplace", "Fulfillment" or "Chain".
+    """
+
+    order_id: str = ""
+    name: str = ""
+    affiliate_id: str = ""
+    origin: str = ""
 
 
 @dataclass(frozen=True)
@@ -86,6 +148,21 @@ class Totals:
 
 @dataclass(frozen=True)
 class ParsedOrder:
+    """A VTEX order as an adapter receives it. Money is `Decimal` with two places; text is "" when
+    VTEX leaves a field out; sub-objects VTEX leaves out are None or empty tuples.
+
+    Besides the customer, address, items, shipping, payments and totals:
+
+    - `sellers`: `sellers[]` as `Seller(id, name)`; each `Item.seller` names one of them.
+    - `marketplace`: `Marketplace(order_id, name, affiliate_id, origin)`.
+    - `order_group`: `orderGroup`, shared by the orders VTEX split one purchase into
+      (`v123-01`, `v123-02`: one per seller or per delivery).
+    - `sales_channel`: `salesChannel`, the trade policy id.
+    - `shipping`: one `ShippingLine` per logistics line, with its delivery channel and pickup point.
+    - `payments`: payments of active transactions only (see `Payment`).
+    - `gift_cards`: `GiftCard(id, name, provider, value)`, never the redemption code.
+    """
+
     order_id: str
     sequence: str = ""
     status: str = ""
@@ -99,6 +176,15 @@ class ParsedOrder:
     payments: tuple[Payment, ...] = ()
     totals: Totals = field(default_factory=Totals)
     value: Decimal = Decimal("0.00")
+    sellers: tuple[Seller, ...] = ()
+    marketplace: Marketplace = field(default_factory=Marketplace)
+    order_group: str = ""
+    sales_channel: str = ""
+    gift_cards: tuple[GiftCard, ...] = ()
+
+    def item_seller_ids(self) -> frozenset[str]:
+        """The ids of the sellers of the order's items (blank ones left out)."""
+        return frozenset(item.seller for item in self.items if item.seller)
 
     def to_dict(self) -> dict:
         """JSON-serialisable: Decimal -> "12.90", datetime -> ISO 8601, tuples -> lists."""
@@ -142,10 +228,10 @@ class _Parser:
             return str(value)
         self.fail(f"has a {type(value).__name__} in {where}{key}, expected text")
 
-    def boolean(self, obj, key, where):
+    def boolean(self, obj, key, where, default=False):
         value = obj.get(key)
         if value is None:
-            return False
+            return default
         if isinstance(value, bool):
             return value
         self.fail(f"has a {type(value).__name__} in {where}{key}, expected true or false")
@@ -250,7 +336,49 @@ class _Parser:
             payments=self.payments(raw),
             totals=self.totals(raw),
             value=self.money(raw, "value", ""),
+            sellers=self.sellers(raw),
+            marketplace=self.marketplace(raw),
+            order_group=self.text(raw, "orderGroup", ""),
+            sales_channel=self.text(raw, "salesChannel", ""),
+            gift_cards=self.gift_cards(raw),
         )
+
+    def sellers(self, raw):
+        sellers = []
+        for index, entry in enumerate(self.array(raw, "sellers", "")):
+            w = f"sellers[{index}]."
+            data = self.entry(entry, f"sellers[{index}]")
+            seller_id = self.text(data, "id", w)
+            if not seller_id:
+                self.fail(f"seller {index} has no id")
+            sellers.append(Seller(id=seller_id, name=self.text(data, "name", w)))
+        return tuple(sellers)
+
+    def marketplace(self, raw):
+        data = self.obj(raw, "marketplace", "") or {}
+        return Marketplace(
+            order_id=self.text(raw, "marketplaceOrderId", ""),
+            name=self.text(data, "name", "marketplace."),
+            affiliate_id=self.text(raw, "affiliateId", ""),
+            origin=self.text(raw, "origin", ""),
+        )
+
+    def gift_cards(self, raw):
+        payment_data = self.obj(raw, "paymentData", "")
+        if payment_data is None:
+            return ()
+        cards = []
+        for index, entry in enumerate(self.array(payment_data, "giftCards", "paymentData.")):
+            w = f"paymentData.giftCards[{index}]."
+            data = self.entry(entry, w[:-1])
+            # redemptionCode is deliberately not read: it spends the card.
+            cards.append(GiftCard(
+                id=self.text(data, "id", w),
+                name=self.text(data, "name", w),
+                provider=self.text(data, "provider", w),
+                value=self.money(data, "value", w),
+            ))
+        return tuple(cards)
 
     def customer(self, raw):
         data = self.obj(raw, "clientProfileData", "")
@@ -341,13 +469,41 @@ class _Parser:
             w = f"shippingData.logisticsInfo[{index}]."
             data = self.entry(entry, f"shippingData.logisticsInfo[{index}]")
             item_index = self.integer(data, "itemIndex", w, default=index, maximum=max(item_count - 1, 0))
+            sla = self.text(data, "selectedSla", w)
+            channel = self.text(data, "deliveryChannel", w) or self.text(data, "selectedDeliveryChannel", w)
+            point_id, point_name = self.pickup_point(data, w)
+            if not channel and self.boolean(self.obj(data, "pickupStoreInfo", w) or {}, "isPickupStore", f"{w}pickupStoreInfo."):
+                channel = PICKUP  # older orders: no deliveryChannel, but the pickup store says so
+            if not (point_id or point_name) and channel == PICKUP:
+                selected = self.selected_sla(data, sla, w)
+                if selected is not None:
+                    data_sla, sw = selected
+                    point_id, point_name = self.pickup_point(data_sla, sw)
+            if channel != PICKUP:
+                # VTEX fills pickupPointId on delivery lines too (the nearest point): not a pickup.
+                point_id = point_name = ""
             lines.append(ShippingLine(
                 item_index=item_index,
-                sla=self.text(data, "selectedSla", w),
+                sla=sla,
                 price=self.money(data, "price", w),
                 estimate=self.text(data, "shippingEstimate", w),
+                delivery_channel=channel,
+                pickup_point_id=point_id,
+                pickup_point_name=point_name,
             ))
         return tuple(lines)
+
+    def pickup_point(self, data, w):
+        info = self.obj(data, "pickupStoreInfo", w) or {}
+        return self.text(data, "pickupPointId", w), self.text(info, "friendlyName", f"{w}pickupStoreInfo.")
+
+    def selected_sla(self, data, sla, w):
+        for index, entry in enumerate(self.array(data, "slas", w)):
+            sw = f"{w}slas[{index}]."
+            entry = self.entry(entry, sw[:-1])
+            if sla and self.text(entry, "id", sw) == sla:
+                return entry, sw
+        return None
 
     def payments(self, raw):
         payment_data = self.obj(raw, "paymentData", "")
@@ -357,6 +513,10 @@ class _Parser:
         for t_index, transaction in enumerate(self.array(payment_data, "transactions", "paymentData.")):
             tw = f"paymentData.transactions[{t_index}]"
             transaction = self.entry(transaction, tw)
+            # An inactive transaction was replaced by another one (a new payment attempt): what it
+            # holds was not paid. A transaction without isActive counts as active.
+            if not self.boolean(transaction, "isActive", f"{tw}.", default=True):
+                continue
             for p_index, entry in enumerate(self.array(transaction, "payments", f"{tw}.")):
                 w = f"{tw}.payments[{p_index}]."
                 data = self.entry(entry, w[:-1])

@@ -1,9 +1,13 @@
 """Hook intake without the HTTP framework: find the store, check its secret, read and validate
 the body, store the notification. Every refusal is a `HookRejected(status, message)`.
 
-VTEX retries a notification that does not get a 200, so the status says who
-must act: 4xx means the request itself is wrong (VTEX's retries cannot help, the feed is the
-backup), 503 means we could not store it now and a retry will.
+VTEX retries a notification that does not get a 200, on a growing interval, for up to about four
+days. So the answer says who must act (docs/vtex-push.md lists every case):
+- 200 for anything VTEX sent with this store's secret that the hub can keep: a notification is
+  stored and routed; one that is merely unexpected (a null or missing State, an Origin.Account
+  other than the store's) is recorded for the operator and not routed. A retry could not change it.
+- 401/404/410 for a caller that is not (or no longer) VTEX for this store: a forgery is refused.
+- 4xx for a body that cannot be read or stored at all; 503 when the hub cannot store now (a retry will).
 
 What a notification looks like (VTEX's `HookConfiguration` schema; LastState and CurrentChange are
 missing from VTEX's own Marketplace example, so they are optional here):
@@ -222,8 +226,21 @@ def _time(fields, key, label, *, required=True):
     return value
 
 
+def _state(fields):
+    """(State, problem): a null, missing or empty State is recorded as malformed, like the feed's."""
+    value = fields.get("state")
+    if value is None:
+        return "", "State is null" if "state" in fields else "State is missing"
+    if isinstance(value, str) and not value.strip():
+        return "", "State is empty"
+    state = _text(fields, "State", "State", MAX_STATE)  # a wrong type or an overlong value is still 400
+    return state, ""
+
+
 def parse_notification(data, account):
-    """A validated notification as an IncomingEvent (source hook), or HookRejected 400/403."""
+    """A validated notification as an IncomingEvent (source hook), or HookRejected 400.
+
+    A notification that is only unexpected comes back with `error` set: stored as malformed, not routed."""
     if not isinstance(data, dict):
         raise HookRejected(400, f"The body is a JSON {_json_kind(data)}, not an object.")
     fields = _lowered(data)
@@ -235,17 +252,25 @@ def parse_notification(data, account):
     origin_fields = _lowered(origin)
     origin_account = _text(origin_fields, "Account", "Origin.Account", MAX_ORIGIN_ACCOUNT)
     _text(origin_fields, "Key", "Origin.Key", MAX_ORIGIN_KEY)
+    problems = []
     if origin_account.lower() != account.account_name.strip().lower():
-        raise HookRejected(403, f"Origin.Account '{origin_account}' is not this store's VTEX account; this URL belongs to another store.")
+        # Sent with this store's secret, so by VTEX for this store's hook: a franchise or seller
+        # account's order, say. Its order cannot be read with this store's account: recorded, not routed.
+        problems.append(f"Origin.Account '{origin_account}' is not this store's VTEX account "
+                        f"'{account.account_name}'; recorded, not routed")
+    state, state_problem = _state(fields)
+    if state_problem:
+        problems.append(state_problem)
     return IncomingEvent(
         source=EventSource.HOOK,
         payload=data,
         domain=_text(fields, "Domain", "Domain", MAX_DOMAIN),
         order_id=_text(fields, "OrderId", "OrderId", MAX_ID),
-        state=_text(fields, "State", "State", MAX_STATE),
+        state=state,
         last_state=_text(fields, "LastState", "LastState", MAX_STATE, required=False),
         last_change=_time(fields, "LastChange", "LastChange"),
         current_change=_time(fields, "CurrentChange", "CurrentChange", required=False),
+        error=("Unexpected notification: " + "; ".join(problems)) if problems else "",
     )
 
 
@@ -276,7 +301,11 @@ def _touch_last_hook(account):
 
 def store_notification(account, event):
     """Store and route through the inbox the feed uses (same change_key, so the same change from
-    the feed or a second delivery is a duplicate). True when it was new."""
+    the feed or a second delivery is a duplicate). True when it was new and routed; an unexpected
+    notification (`event.error`) is recorded and never routed, so False."""
     result = inbox.take_in(account, [event])
     _touch_last_hook(account)
+    if event.error:
+        log.warning("hook for store=%s recorded, not routed: %s", account.account_name, event.error[:300])
+        return False
     return bool(result.new_event_ids)

@@ -36,6 +36,10 @@ def vtex_hook(request, account_id, secret=None):
         event = intake.parse_body(intake.read_body(request), account)
         if event is None:
             return _answer(200, ping=True)
+        if event.error:
+            # 200: VTEX's retries would bring the same body again; the operator sees it in the events.
+            intake.store_notification(account, event)
+            return _answer(200, recorded=True, routed=False, reason=event.error)
         if intake.store_notification(account, event):
             return _answer(200, stored=True)
         return _answer(200, duplicate=True)

@@ -53,9 +53,65 @@ def test_a_typed_misspelling_is_rejected_with_did_you_mean(admin_client, account
     response = save_store(admin_client, account, statuses=["canceled"], other_statuses="ready-for-handlng")
     errors = feed_errors(response)
     assert errors["statuses"] == ["Unknown OMS status: 'ready-for-handlng' (did you mean 'ready-for-handling'?). "
-                                  "VTEX does not check spellings; a misspelled status never fires."]
+                                  "VTEX does not check spellings; a misspelled status never fires. To save it anyway, "
+                                  "tick \"I know this status is not in VTEX's lists\"."]
     assert "did you mean &#x27;ready-for-handling&#x27;?" in response.content.decode()
     assert FeedConfiguration.objects.get(account=account).statuses == ["ready-for-handling", "canceled"]
+
+
+@pytest.mark.parametrize("spelling", ["order-completed", "cancelation-request", "waiting-for-sellers-confirmation"])
+def test_spellings_from_vtex_docs_and_examples_are_accepted(admin_client, account, spelling):
+    response = save_store(admin_client, account, statuses=["ready-for-handling", spelling])
+    assert response.status_code == 302
+    assert spelling in FeedConfiguration.objects.get(account=account).statuses
+    html = admin_client.get(reverse("admin:integration_account_change", args=[account.pk])).content.decode()
+    assert f'value="{spelling}"' in html  # a checkbox of its own
+
+
+def test_an_unknown_status_is_saved_after_the_operator_confirms_it(admin_client, account, vtex):
+    errors = feed_errors(save_store(admin_client, account, statuses=["canceled"], other_statuses="order-shipped-custom"))
+    assert "Unknown OMS status: 'order-shipped-custom'" in errors["statuses"][0]
+    response = save_store(admin_client, account, statuses=["canceled"], other_statuses="order-shipped-custom",
+                          confirm_unknown_statuses="on")
+    assert response.status_code == 302
+    config = FeedConfiguration.objects.get(account=account)
+    assert (config.statuses, config.confirmed_statuses) == (["canceled", "order-shipped-custom"], ["order-shipped-custom"])
+    config.full_clean(exclude=["account"])  # what a push checks: the confirmation is kept
+    # Saving again unchanged keeps it; another unknown status needs its own confirmation.
+    assert save_store(admin_client, account, statuses=["canceled"], other_statuses="order-shipped-custom").status_code == 302
+    errors = feed_errors(save_store(admin_client, account, statuses=["canceled"], other_statuses="order-shipped-custom, ordr-x"))
+    assert "'ordr-x'" in errors["statuses"][0] and "order-shipped-custom" not in errors["statuses"][0]
+    # Removed from the list: the confirmation goes with it.
+    assert save_store(admin_client, account, statuses=["canceled"], other_statuses="").status_code == 302
+    assert FeedConfiguration.objects.get(account=account).confirmed_statuses == []
+
+
+def test_a_rule_with_an_unknown_state_needs_the_confirmation(account):
+    from django.core.exceptions import ValidationError
+
+    from integration.models import RoutingRule
+
+    rule = RoutingRule(account=account, state="order-completed", action="status")
+    rule.full_clean()  # VTEX's own example spelling
+    rule = RoutingRule(account=account, state="ready-for-handlnig", action="send")
+    with pytest.raises(ValidationError) as info:
+        rule.full_clean()
+    [message] = info.value.message_dict["state"]
+    assert "did you mean 'ready-for-handling'?" in message and "I know this status is not in VTEX's lists" in message
+    rule.state_confirmed = True
+    rule.full_clean()
+
+
+def test_the_rule_confirmation_is_a_checkbox_on_the_store_form(admin_client, account):
+    data = change_form_data(admin_client, account)
+    total = int(data["rules-TOTAL_FORMS"])
+    data.update({"rules-TOTAL_FORMS": str(total + 1), f"rules-{total}-state": "custom-state", f"rules-{total}-action": "status"})
+    url = reverse("admin:integration_account_change", args=[account.pk])
+    response = admin_client.post(url, data)
+    assert response.status_code == 200 and "Unknown OMS status &#x27;custom-state&#x27;" in response.content.decode()
+    data[f"rules-{total}-state_confirmed"] = "on"
+    assert admin_client.post(url, data).status_code == 302
+    assert account.rules.get(state="custom-state").state_confirmed is True
 
 
 def test_a_forged_checkbox_value_gets_the_same_message(admin_client, account):
@@ -71,10 +127,10 @@ def test_typed_statuses_are_added_to_the_checked_ones(admin_client, account):
 
 def test_statuses_not_on_the_list_stay_visible_typed_in(account):
     config = account.feed_config
-    config.statuses = ["ready-for-handling", "order-completed"]  # e.g. loaded from VTEX
+    config.statuses = ["ready-for-handling", "order-finished"]  # e.g. loaded from VTEX
     form = FeedConfigurationForm(instance=config)
     assert form.initial["statuses"] == ["ready-for-handling"]
-    assert form.initial["other_statuses"] == "order-completed"
+    assert form.initial["other_statuses"] == "order-finished"
 
 
 # --- JSONata ---------------------------------------------------------------------------------------------
@@ -205,11 +261,12 @@ def test_load_shows_the_difference_then_overwrites_the_hubs(admin_client, accoun
 
 
 def test_load_keeps_what_the_hub_would_not_accept_and_says_so(account, vtex):
-    vtex.add("GET", FEED_CONFIG, json={"filter": {"type": "FromWorkflow", "status": ["order-completed"]},
+    # (order-completed, VTEX's own example spelling, is accepted now: an unknown spelling stands in for it.)
+    vtex.add("GET", FEED_CONFIG, json={"filter": {"type": "FromWorkflow", "status": ["order-finished"]},
                                        "queue": {"visibilityTimeoutInSeconds": 30, "MessageRetentionPeriodInSeconds": 345600}})
     result = feed_configuration.load_feed_configuration(account)
-    assert result.level == results.WARNING and "The hub would not push it as it is" in result.text and "order-completed" in result.text
-    assert FeedConfiguration.objects.get(account=account).statuses == ["order-completed"]
+    assert result.level == results.WARNING and "The hub would not push it as it is" in result.text and "order-finished" in result.text
+    assert FeedConfiguration.objects.get(account=account).statuses == ["order-finished"]
 
 
 def test_load_from_orders_and_nothing_to_load(admin_client, account, vtex):

@@ -6,6 +6,7 @@ from integration.crypto import SecretDecryptionError
 from integration.pipeline.feed_cycle import run_feed_cycle
 from integration.models import Account, FeedEvent
 from tests.fake_feed import BASE, FakeFeed, feed_item
+from tests.recording import bindings, inline_dispatch, oms, recorder  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.django_db
 
@@ -193,3 +194,35 @@ def test_an_absurd_change_time_is_kept_not_a_batch_breaker(account, vtex, change
     summary = run_feed_cycle(account)
     assert summary.ok and summary.committed == 2
     assert FeedEvent.objects.count() == 2
+
+
+def test_feed_item_keys_are_read_whatever_their_case(account, vtex, bindings, oms, recorder):
+    from integration.pipeline.dispatch import dispatch_due
+
+    feed = FakeFeed(vtex)
+    item = feed_item("77-01")
+    pascal = {key[0].upper() + key[1:]: value for key, value in item.items()}  # EventId, Handle, OrderId, ...
+    shouting = {key.upper(): value for key, value in feed_item("78-01").items()}
+    feed.add(pascal, shouting)
+    oms.add("77-01")
+    oms.add("78-01")
+    summary = run_feed_cycle(account)
+    assert summary.ok and summary.malformed == 0 and summary.new == 2
+    event = FeedEvent.objects.get(order_id="77-01")
+    assert (event.event_id, event.state, event.domain, event.last_state) == (
+        "EV-77-01-ready-for-handling", "ready-for-handling", "Fulfillment", "window-to-cancel")
+    assert sorted(feed.committed) == sorted([pascal["Handle"], shouting["HANDLE"]])
+    dispatch_due(budget=30)
+    assert {c[2] for c in recorder.calls} == {"77-01", "78-01"}
+
+
+def test_an_order_id_over_the_column_length_is_refused_visibly_not_cut(account, vtex):
+    feed = FakeFeed(vtex)
+    long_id = "9" * 65 + "-01"
+    feed.add(feed_item(long_id, handle="h-long"), feed_item("3-01"))
+    summary = run_feed_cycle(account)
+    assert summary.ok and summary.malformed == 1 and summary.committed == 2
+    bad = FeedEvent.objects.get(handle="h-long")
+    assert bad.error == "Malformed feed item: orderId is 68 characters long, over the 64 the hub stores"
+    assert bad.order_id == "" and bad.payload["orderId"] == long_id  # the whole id is kept in the payload
+    assert not FeedEvent.objects.filter(order_id__startswith="9999").exists()

@@ -189,11 +189,48 @@ def test_unreadable_secret_is_503_so_vtex_retries(post_hook, settings):
     assert FeedEvent.objects.count() == 0
 
 
+def _without_key(key):
+    body = notification()
+    del body[key]
+    return body
+
+
 # --- the store ----------------------------------------------------------------------------------
-def test_origin_of_another_account_is_403(post_hook):
+def test_origin_of_another_account_is_accepted_and_recorded_not_routed(post_hook, account):
+    # Sent with this store's secret: VTEX, for another account (a franchise or seller account).
+    # A 4xx would only make VTEX retry it for days; it is recorded for the operator instead.
     response = post_hook(notification(account_name="someoneelse"))
-    assert response.status_code == 403
-    assert "Origin.Account" in error_of(response) and "someoneelse" in error_of(response)
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["recorded"] is True and answer["routed"] is False
+    assert "Origin.Account 'someoneelse' is not this store's VTEX account 'teststore'" in answer["reason"]
+    event = FeedEvent.objects.get()
+    assert event.source == "hook" and event.order_id == "1001-01" and event.state == "ready-for-handling"
+    assert "someoneelse" in event.error and event.routed_at is not None
+    assert not Order.objects.exists()  # routed nothing
+    # VTEX delivering the same body again changes nothing.
+    assert post_hook(notification(account_name="someoneelse")).status_code == 200
+    assert FeedEvent.objects.count() == 1
+
+
+@pytest.mark.parametrize("body, problem", [
+    (notification(State=None), "State is null"),
+    (_without_key("State"), "State is missing"),
+    (notification(State="  "), "State is empty"),
+])
+def test_a_null_or_missing_state_is_accepted_and_recorded_as_malformed(post_hook, body, problem):
+    response = post_hook(body)
+    assert response.status_code == 200 and response.json()["recorded"] is True
+    event = FeedEvent.objects.get()
+    assert problem in event.error and event.routed_at is not None
+    assert not Order.objects.exists()
+
+
+def test_a_bad_secret_is_still_401_whatever_the_body(client, account):
+    for body in (notification(account_name="someoneelse"), notification(State=None)):
+        response = client.post(f"/hooks/vtex/{account.pk}/", data=json.dumps(body), content_type="application/json",
+                               headers={"key": "not-the-secret"})
+        assert response.status_code == 401
     assert FeedEvent.objects.count() == 0
 
 
@@ -230,7 +267,6 @@ def _without(key, origin_key=None):
 @pytest.mark.parametrize("body, field", [
     (_without("Domain"), "Domain"),
     (_without("OrderId"), "OrderId"),
-    (_without("State"), "State"),
     (_without("LastChange"), "LastChange"),
     (_without("Origin"), "Origin"),
     (_without(None, "Account"), "Origin.Account"),

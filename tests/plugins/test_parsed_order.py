@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from integration.plugins.contract import PermanentError
-from integration.plugins.parsed_order import InvalidOrder, ParsedOrder, parse_order
+from integration.plugins.parsed_order import GiftCard, InvalidOrder, Marketplace, ParsedOrder, Seller, parse_order
 
 FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "order-consistent.json").read_text("utf-8"))
 
@@ -175,7 +175,8 @@ def test_any_json_value_parses_or_raises_invalid_order(raw):
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(
     st.sampled_from(["orderId", "sequence", "status", "value", "creationDate", "lastChange", "items", "totals",
-                     "clientProfileData", "shippingData", "paymentData", "storePreferencesData"]),
+                     "clientProfileData", "shippingData", "paymentData", "storePreferencesData",
+                     "sellers", "marketplace", "orderGroup", "salesChannel", "marketplaceOrderId", "affiliateId"]),
     json_values, max_size=8))
 def test_order_shaped_dicts_parse_or_raise_invalid_order(raw):
     check(raw)
@@ -232,3 +233,125 @@ def test_cents_convert_exactly(cents, quantity):
     assert order.value.as_tuple().exponent == -2
     assert order.items[0].total == order.items[0].selling_price * quantity
     assert Decimal(order.to_dict()["value"]) * 100 == cents
+
+
+# --- marketplace, sellers, split orders, pickup, gift cards, active payments ------------------------
+
+def marketplace_order():
+    """A consistent order of a marketplace account: item 0 sold by the account itself (seller "1"),
+    picked up at a store; item 1 sold by seller "SLR-9" and delivered; part of a gift card."""
+    raw = fixture()
+    raw.update(
+        orderGroup="1500000000777", salesChannel="2", marketplaceOrderId="MKT-555-01", affiliateId="GHB",
+        origin="Fulfillment", marketplace={"baseURL": "https://mkt.example/api", "isCertified": True, "name": "megamarket"},
+        sellers=[{"id": "1", "name": "Pet Store", "logo": None}, {"id": "SLR-9", "name": "Bowls Inc.", "fulfillmentEndpoint": "https://x"}],
+    )
+    raw["items"][1]["seller"] = "SLR-9"
+    pickup_info = {"additionalInfo": None, "dockId": "d1", "friendlyName": "Store Paulista", "isPickupStore": True,
+                   "address": {"addressType": "pickup", "street": "Av. Paulista", "number": "900"}}
+    raw["shippingData"]["logisticsInfo"][0].update(
+        selectedSla="Retirada", deliveryChannel="pickup-in-point", pickupPointId=None, pickupStoreInfo=None,
+        slas=[{"id": "Normal", "deliveryChannel": "delivery", "pickupPointId": "1_near"},
+              {"id": "Retirada", "deliveryChannel": "pickup-in-point", "pickupPointId": "1_paulista", "pickupStoreInfo": pickup_info}])
+    raw["shippingData"]["logisticsInfo"][1].update(
+        deliveryChannel="delivery", pickupPointId="1_near",  # VTEX names the nearest point on delivery lines too
+        pickupStoreInfo={"friendlyName": None, "isPickupStore": False, "address": None})
+    # 117.70 paid: 20.00 by gift card, 97.70 by card; a declined first attempt (inactive) paid nothing.
+    raw["paymentData"] = {
+        "giftCards": [{"id": "GC-1", "redemptionCode": "SECRET-CODE-123", "name": "Loyalty", "caption": None,
+                       "value": 2000, "balance": 0.0, "provider": "vtex", "inUse": True, "isSpecialCard": False}],
+        "transactions": [
+            {"isActive": False, "transactionId": "T-0", "payments": [
+                {"id": "P0", "paymentSystemName": "Visa", "group": "creditCard", "value": 11770, "installments": 1}]},
+            {"isActive": True, "transactionId": "T-1", "payments": [
+                {"id": "P1", "paymentSystemName": "Vale", "group": "giftCard", "value": 2000, "installments": 1,
+                 "giftCardId": "GC-1", "redemptionCode": "SECRET-CODE-123"},
+                {"id": "P2", "paymentSystemName": "Mastercard", "group": "creditCard", "value": 9770, "installments": 2}]},
+        ],
+    }
+    return raw
+
+
+def test_marketplace_fields_sellers_and_order_group():
+    order = parse_order(marketplace_order())
+    assert order.sellers == (Seller("1", "Pet Store"), Seller("SLR-9", "Bowls Inc."))
+    assert [i.seller for i in order.items] == ["1", "SLR-9"]
+    assert order.item_seller_ids() == {"1", "SLR-9"}
+    assert order.marketplace == Marketplace(order_id="MKT-555-01", name="megamarket", affiliate_id="GHB", origin="Fulfillment")
+    assert (order.order_group, order.sales_channel) == ("1500000000777", "2")
+
+
+def test_pickup_and_delivery_per_logistics_line():
+    pickup, delivery = parse_order(marketplace_order()).shipping
+    # The pickup point comes from the selected SLA when the line leaves it out.
+    assert (pickup.delivery_channel, pickup.is_pickup, pickup.pickup_point_id, pickup.pickup_point_name) == (
+        "pickup-in-point", True, "1_paulista", "Store Paulista")
+    # A delivery line's "nearest pickup point" is not a pickup.
+    assert (delivery.delivery_channel, delivery.is_pickup, delivery.pickup_point_id, delivery.pickup_point_name) == (
+        "delivery", False, "", "")
+
+
+def test_pickup_point_on_the_line_and_older_orders_without_delivery_channel():
+    raw = fixture()
+    raw["shippingData"]["logisticsInfo"][0].update(
+        pickupPointId="1_rj", pickupStoreInfo={"friendlyName": "Loja RJ", "isPickupStore": True})
+    line = parse_order(raw).shipping[0]
+    assert (line.delivery_channel, line.pickup_point_id, line.pickup_point_name) == ("pickup-in-point", "1_rj", "Loja RJ")
+    assert parse_order(fixture()).shipping[0].delivery_channel == ""  # VTEX said nothing: nothing is made up
+
+
+def test_gift_cards_never_carry_the_redemption_code():
+    order = parse_order(marketplace_order())
+    assert order.gift_cards == (GiftCard(id="GC-1", name="Loyalty", provider="vtex", value=Decimal("20.00")),)
+    dumped = json.dumps(order.to_dict())
+    assert "SECRET-CODE-123" not in dumped and "SECRET-CODE-123" not in repr(order)
+    assert order.to_dict()["gift_cards"] == [{"id": "GC-1", "name": "Loyalty", "provider": "vtex", "value": "20.00"}]
+
+
+def test_payments_only_from_active_transactions_add_up_to_the_order_value():
+    order = parse_order(marketplace_order())
+    assert [(p.method, p.group, p.value) for p in order.payments] == [
+        ("Vale", "giftCard", Decimal("20.00")), ("Mastercard", "creditCard", Decimal("97.70"))]
+    assert sum(p.value for p in order.payments) == order.value
+    raw = marketplace_order()
+    for transaction in raw["paymentData"]["transactions"]:
+        transaction.pop("isActive")  # not said: counted (older orders, minimal fixtures)
+    assert sum(p.value for p in parse_order(raw).payments) == Decimal("235.40")
+
+
+@pytest.mark.parametrize("mutate,message", [
+    (lambda r: r["paymentData"]["transactions"][0].update(isActive="no"), "transactions[0].isActive"),
+    (lambda r: r["sellers"].append({"name": "nameless"}), "seller 2 has no id"),
+    (lambda r: r.update(sellers={"id": "1"}), "sellers, expected a list"),
+    (lambda r: r.update(marketplace="megamarket"), "marketplace, expected an object"),
+    (lambda r: r["paymentData"]["giftCards"][0].update(value=-5), "giftCards[0].value"),
+    (lambda r: r["shippingData"]["logisticsInfo"][0]["slas"].insert(0, 7), "slas[0]"),
+    (lambda r: r.update(orderGroup=["x"]), "orderGroup"),
+])
+def test_bad_marketplace_fields_raise_invalid_order(mutate, message):
+    raw = marketplace_order()
+    mutate(raw)
+    with pytest.raises(InvalidOrder) as info:
+        parse_order(raw)
+    assert message in info.value.message
+
+
+def test_the_new_fields_default_to_empty_on_a_minimal_order():
+    order = parse_order({"orderId": "1-01", "items": [{"id": "9", "quantity": 1}]})
+    assert order.sellers == () and order.gift_cards == () and order.item_seller_ids() == frozenset()
+    assert order.marketplace == Marketplace() and order.order_group == "" and order.sales_channel == ""
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_mutated_marketplace_order_parses_or_raises_invalid_order(data):
+    raw = marketplace_order()
+    for _ in range(data.draw(st.integers(1, 4))):
+        path = data.draw(st.sampled_from(paths(raw) or [("orderId",)]))
+        try:
+            apply(raw, path, data.draw(st.sampled_from(["replace", "delete"])), data.draw(json_values))
+        except (KeyError, IndexError, TypeError):
+            continue
+    order = check(raw)
+    if order is not None:
+        assert "SECRET-CODE-123" not in json.dumps(order.to_dict())
