@@ -282,7 +282,7 @@ class SftpAdapter(Adapter):
                 raise PermanentError(f"private key: {exc}") from None
             transport.auth_publickey(self.username, key)
         else:
-            transport.auth_password(self.username, self.password, fallback=False)
+            transport.auth_password(self.username, self.password)  # falls back to keyboard-interactive
 
     def close(self):
         for thing in (self._sftp, self._transport):
