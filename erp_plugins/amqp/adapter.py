@@ -17,13 +17,11 @@ uses one connection per worker thread, not one per order. A pooled connection id
 half its heartbeat interval is closed rather than reused (pika services heartbeats only while it
 is being used, so the broker may already have dropped it).
 """
-import atexit
 import json
 import logging
 import socket
 import ssl
 import string
-import threading
 import time
 from urllib.parse import unquote, urlsplit
 
@@ -38,6 +36,7 @@ from integration.plugins import (
     UPDATES,
     Adapter,
     AdapterError,
+    ConnectionPool,
     Delivery,
     PermanentError,
     Setting,
@@ -96,64 +95,10 @@ def parse_url(url):
     return scheme, parts.hostname, port, vhost, unquote(parts.username or "")
 
 
-class _ConnectionPool:
-    """Idle (connection, channel) pairs by connection settings; see the module docstring."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._idle: dict[tuple, list] = {}
-
-    def take(self, key, max_idle):
-        stale = []
-        found = None
-        with self._lock:
-            entries = self._idle.get(key, [])
-            while entries:
-                connection, channel, since = entries.pop()
-                if time.monotonic() - since <= max_idle:
-                    found = (connection, channel)
-                    break
-                stale.append(connection)
-        for connection in stale:
-            _close_quietly(connection)
-        if found is None:
-            return None
-        connection, channel = found
-        try:
-            connection.process_data_events(time_limit=0)  # reads a close the broker may have sent
-        except Exception:
-            _close_quietly(connection)
-            return None
-        if connection.is_open and channel.is_open:
-            return found
-        _close_quietly(connection)
-        return None
-
-    def give(self, key, connection, channel):
-        if not (connection.is_open and channel.is_open):
-            _close_quietly(connection)
-            return
-        with self._lock:
-            entries = self._idle.setdefault(key, [])
-            if len(entries) < POOL_LIMIT_PER_KEY:
-                entries.append((connection, channel, time.monotonic()))
-                return
-        _close_quietly(connection)
-
-    def close_all(self):
-        with self._lock:
-            entries = [e for lst in self._idle.values() for e in lst]
-            self._idle.clear()
-        for connection, _channel, _since in entries:
-            _close_quietly(connection)
-
-    def idle_count(self):
-        with self._lock:
-            return sum(len(v) for v in self._idle.values())
-
-
-POOL = _ConnectionPool()
-atexit.register(POOL.close_all)
+def _pooled_usable(item):
+    connection, channel = item
+    connection.process_data_events(time_limit=0)  # reads a close the broker may have sent
+    return connection.is_open and channel.is_open
 
 
 def _close_quietly(connection):
@@ -162,6 +107,10 @@ def _close_quietly(connection):
             connection.close()
     except Exception:  # already broken: nothing more to release
         pass
+
+
+POOL = ConnectionPool(close=lambda item: _close_quietly(item[0]), is_usable=_pooled_usable,
+                      limit_per_key=POOL_LIMIT_PER_KEY)
 
 
 class AmqpAdapter(Adapter):
@@ -298,7 +247,7 @@ class AmqpAdapter(Adapter):
 
     def close(self):
         if self._connection is not None and self._channel is not None:
-            POOL.give(self._pool_key, self._connection, self._channel)
+            POOL.give(self._pool_key, (self._connection, self._channel))
         self._connection = self._channel = None
 
     def _connect_error(self, exc):

@@ -40,6 +40,7 @@ from integration.plugins import (
     UPDATES,
     Adapter,
     AdapterError,
+    ConnectionPool,
     Delivery,
     PermanentError,
     Setting,
@@ -62,6 +63,27 @@ EXCERPT_LIMIT = 2000
 _FINGERPRINT = re.compile(r"(?:SHA256:)?([A-Za-z0-9+/]{43})=?")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _PEM = re.compile(r"(-----BEGIN [A-Z0-9 ]+-----)(.*?)(-----END [A-Z0-9 ]+-----)", re.DOTALL)
+
+POOL_MAX_IDLE = 30  # seconds an idle SSH session is kept for the next delivery
+
+
+def _pooled_usable(item):
+    transport, sftp = item
+    if not transport.is_active():
+        return False
+    sftp.normalize(".")  # one round trip: a session the server dropped fails here, not mid-upload
+    return True
+
+
+def _close_pair(item):
+    for thing in reversed(item):
+        try:
+            thing.close()
+        except Exception:  # already broken
+            pass
+
+
+POOL = ConnectionPool(close=_close_pair, is_usable=_pooled_usable)
 
 # One line per order item. The order's fields repeat on each of its lines.
 CSV_COLUMNS = (
@@ -224,6 +246,8 @@ class SftpAdapter(Adapter):
         self.max_inbound = config.get("max_inbound_per_poll") or 100
         self.timeout = config.get("timeout") or 30
         self.account = config.get("_account") or ""
+        self._pool_key = (self.host, self.port, self.username, self.expected_fingerprint, self.password,
+                          self.private_key_text, self.passphrase, self.timeout)
         self._transport = None
         self._sftp = None
 
@@ -235,7 +259,11 @@ class SftpAdapter(Adapter):
         """An SFTP session (one per adapter: a dispatch batch's deliveries through it share it)."""
         if self._sftp is not None and self._transport is not None and self._transport.is_active():
             return self._sftp
-        self.close()
+        self._drop()
+        taken = POOL.take(self._pool_key, max_idle=POOL_MAX_IDLE)
+        if taken is not None:
+            self._transport, self._sftp = taken
+            return self._sftp
         try:
             sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
         except socket.gaierror as exc:
@@ -285,12 +313,15 @@ class SftpAdapter(Adapter):
             transport.auth_password(self.username, self.password)  # falls back to keyboard-interactive
 
     def close(self):
-        for thing in (self._sftp, self._transport):
-            if thing is not None:
-                try:
-                    thing.close()
-                except Exception:  # already broken
-                    pass
+        """Hand the session to the pool: the next delivery with the same settings reuses it."""
+        if self._transport is not None and self._sftp is not None:
+            POOL.give(self._pool_key, (self._transport, self._sftp))
+        self._sftp = self._transport = None
+
+    def _drop(self):
+        """Close the session for good (after an error, or for a connection check)."""
+        if self._transport is not None:
+            _close_pair((self._transport, self._sftp) if self._sftp is not None else (self._transport,))
         self._sftp = self._transport = None
 
     def _describe(self, exc):
@@ -308,7 +339,7 @@ class SftpAdapter(Adapter):
             return PermanentError(f"{what}: user {self.username!r} has no permission to write in {folder!r} on {self.where()}")
         if isinstance(exc, FileNotFoundError) or code == errno.ENOENT:
             return PermanentError(f"{what}: the folder {folder!r} does not exist on {self.where()}")
-        self.close()
+        self._drop()
         if isinstance(exc, (TimeoutError, socket.timeout)):
             return TransientError(f"{what}: {self.where()} did not answer within {self.timeout} s")
         if isinstance(exc, (paramiko.SSHException, EOFError, ConnectionError)):
@@ -390,7 +421,7 @@ class SftpAdapter(Adapter):
 
     # --- check ----------------------------------------------------------------------------------
     def check_connection(self):
-        self.close()
+        self._drop()
         try:
             sftp = self._client()
             parts = [f"Logged in to {self.where()} (host key {self.expected_fingerprint} verified)."]
@@ -415,7 +446,7 @@ class SftpAdapter(Adapter):
                 waiting = sum(1 for e in entries if _is_candidate(e))
                 parts.append(f"Inbound folder {self.inbound_directory!r} has {waiting} file(s) waiting.")
         finally:
-            self.close()
+            self._drop()
         return " ".join(parts)
 
     # --- back -----------------------------------------------------------------------------------

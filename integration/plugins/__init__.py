@@ -26,6 +26,7 @@ from integration.plugins.contract import (
     TransientError,
 )
 from integration.plugins.hookspecs import PROJECT_NAME, hookimpl, hookspec
+from integration.plugins.pool import ConnectionPool
 from integration.plugins.parsed_order import InvalidOrder, ParsedOrder, parse_order
 from integration.plugins.updates import (
     UPDATE_KINDS,
@@ -38,7 +39,7 @@ from integration.plugins.updates import (
 from integration.redaction import REDACTED, excerpt, redact, register_secret
 
 __all__ = [
-    "ACTIONS", "CANCEL", "CAPABILITIES", "SEND", "STATUS", "UPDATES", "Adapter", "AdapterError", "Delivery",
+    "ACTIONS", "CANCEL", "CAPABILITIES", "ConnectionPool", "SEND", "STATUS", "UPDATES", "Adapter", "AdapterError", "Delivery",
     "PermanentError", "PluginUnavailable", "Setting", "SettingsError", "TransientError", "PROJECT_NAME",
     "hookimpl", "hookspec", "hub_version", "InvalidOrder", "ParsedOrder", "parse_order", "UPDATE_KINDS",
     "InboundUpdate", "MalformedUpdate", "UpdateReceipt", "parse_update_message", "REDACTED", "excerpt",

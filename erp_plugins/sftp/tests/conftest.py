@@ -119,3 +119,13 @@ def ssh_server():
         if created:
             subprocess.run(["userdel", user], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _empty_pool():
+    """Pooled SSH sessions are per process: start and end each test with none."""
+    from erp_plugins.sftp.adapter import POOL
+
+    POOL.close_all()
+    yield
+    POOL.close_all()

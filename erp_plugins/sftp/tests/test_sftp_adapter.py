@@ -11,7 +11,7 @@ import socket
 import pytest
 
 import erp_plugins.sftp
-from erp_plugins.sftp.adapter import CSV_COLUMNS, SftpAdapter
+from erp_plugins.sftp.adapter import CSV_COLUMNS, POOL, SftpAdapter
 from integration.plugins import UPDATES, PermanentError, SettingsError, TransientError, UpdateReceipt, parse_order
 
 RAW = {
@@ -138,6 +138,27 @@ def test_a_retry_replaces_the_same_file(ssh_server):
     adapter.close()
     assert visible(folder) == ["luxstore-1500000000007-01-send.json"]
     assert json.loads((folder / visible(folder)[0]).read_text())["vtex_order"]["sequence"] == "changed"
+
+
+def test_a_dispatch_batch_reuses_one_ssh_session_across_adapters(ssh_server):
+    folder = ssh_server.folder("batch")
+    sessions = set()
+    for n in range(4):  # as the dispatcher does: build, deliver, close, per order
+        adapter = adapter_for(ssh_server, folder)
+        raw = {**RAW, "orderId": f"600{n}-01"}
+        adapter.send_order(parse_order(raw), raw, f"key-{n}")
+        sessions.add(id(adapter._transport))
+        adapter.close()
+    assert len(sessions) == 1 and POOL.idle_count() == 1
+    assert len(visible(folder)) == 4
+    transport, _ = POOL.take(adapter._pool_key, max_idle=30)
+    transport.close()  # the server side went away while idle
+    POOL.give(adapter._pool_key, (transport, _))
+    assert POOL.idle_count() == 0  # a dead session is not kept
+    adapter = adapter_for(ssh_server, folder)
+    adapter.send_order(ORDER, RAW, "key-after")  # a new session
+    adapter.close()
+    assert "luxstore-1500000000007-01-send.json" in visible(folder)
 
 
 def test_the_receiving_side_never_sees_half_a_file(ssh_server):
