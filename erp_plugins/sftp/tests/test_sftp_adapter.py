@@ -4,9 +4,9 @@ import csv
 import io
 import json
 import os
-import threading
-
 import socket
+import subprocess
+import threading
 
 import pytest
 
@@ -224,6 +224,31 @@ def test_a_read_only_remote_folder_is_a_permanent_error_and_leaves_nothing_behin
         adapter.check_connection()
     assert "no permission to write" in str(info.value)
     assert visible(folder) == []
+
+
+@pytest.fixture
+def full_folder(ssh_server):
+    """A remote folder on a 64 KiB tmpfs: a real 'disk full'."""
+    folder = ssh_server.folder("full")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size=64k,uid={ssh_server.uid},gid={ssh_server.gid}",
+                              "tmpfs", str(folder)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_full_remote_folder_is_transient_and_leaves_nothing_behind(ssh_server, full_folder):
+    raw = {**RAW, "customData": {"blob": "x" * 200_000}}
+    adapter = adapter_for(ssh_server, full_folder)
+    with pytest.raises(TransientError) as info:
+        adapter.send_order(parse_order(raw), raw, "key-big")
+    assert "disk full or quota?" in str(info.value)
+    assert visible(full_folder) == []  # the temporary file was removed
+    adapter = adapter_for(ssh_server, full_folder)
+    adapter.send_order(ORDER, RAW, "key-small")  # there is room for a normal order
+    adapter.close()
+    assert visible(full_folder) == ["luxstore-1500000000007-01-send.json"]
 
 
 def test_a_missing_remote_folder_says_so(ssh_server):
