@@ -117,7 +117,11 @@ def ssh_server():
             except subprocess.TimeoutExpired:
                 process.kill()
         if created:
-            subprocess.run(["userdel", user], capture_output=True)
+            # The user's session processes exit just after sshd; userdel refuses while one lives.
+            deadline = time.monotonic() + 10
+            while subprocess.run(["userdel", user], capture_output=True).returncode == 8 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            subprocess.run(["userdel", "--force", user], capture_output=True)  # no-op once deleted
         shutil.rmtree(base, ignore_errors=True)
 
 
