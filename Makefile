@@ -18,9 +18,10 @@ $(STAMP): $(PY) pyproject.toml
 	$(PIP) install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# The tests install two sample adapter packages (one broken on purpose) to prove entry-point loading.
+# The tests install two sample adapter packages (one broken on purpose) to prove entry-point loading,
+# and the extras of the amqp and sftp adapters (tested against a real RabbitMQ and sshd).
 $(TEST_STAMP): $(STAMP) tests/plugin_packages/hub-sample-adapter/pyproject.toml tests/plugin_packages/hub-broken-adapter/pyproject.toml
-	$(PIP) install --quiet ./tests/plugin_packages/hub-sample-adapter ./tests/plugin_packages/hub-broken-adapter
+	$(PIP) install --quiet ./tests/plugin_packages/hub-sample-adapter ./tests/plugin_packages/hub-broken-adapter -e '.[amqp,sftp]'
 	touch $(TEST_STAMP)
 
 install: $(STAMP)

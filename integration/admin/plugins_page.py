@@ -31,6 +31,7 @@ def plugins_view(model_admin, request):
         "title": "Installed plugins",
         "plugins": plugins,
         "load_errors": registry.load_errors,
+        "unavailable": registry.unavailable,
         "disabled": registry.disabled,
         "disable_env": DISABLE_ENV,
         "missing_adapters": [(key, in_use[key]) for key in missing],

@@ -15,12 +15,15 @@ from pathlib import Path
 from integration.plugins.contract import (
     ACTIONS,
     CANCEL,
+    CAPABILITIES,
     SEND,
     STATUS,
+    UPDATES,
     Adapter,
     AdapterError,
     Delivery,
     PermanentError,
+    PluginUnavailable,
     Setting,
     SettingsError,
     TransientError,
@@ -28,12 +31,22 @@ from integration.plugins.contract import (
 from integration.plugins.events import AlertInfo, StoreInfo, SyncInfo
 from integration.plugins.hookspecs import PROJECT_NAME, hookimpl, hookspec
 from integration.plugins.parsed_order import InvalidOrder, ParsedOrder, parse_order
+from integration.plugins.pool import ConnectionPool
+from integration.plugins.updates import (
+    UPDATE_KINDS,
+    InboundUpdate,
+    MalformedUpdate,
+    UpdateReceipt,
+    parse_update_message,
+)
+# Adapters bound their excerpts and keep the credentials they handle out of logs and the admin.
 from integration.redaction import REDACTED, excerpt, is_secret_name, redact, redact_headers, register_secret
 
 __all__ = [
-    "ACTIONS", "CANCEL", "SEND", "STATUS", "Adapter", "AdapterError", "Delivery", "PermanentError",
-    "Setting", "SettingsError", "TransientError", "PROJECT_NAME", "hookimpl", "hookspec", "hub_version",
-    "InvalidOrder", "ParsedOrder", "parse_order",
+    "ACTIONS", "CANCEL", "CAPABILITIES", "ConnectionPool", "SEND", "STATUS", "UPDATES", "Adapter", "AdapterError",
+    "Delivery", "PermanentError", "PluginUnavailable", "Setting", "SettingsError", "TransientError", "PROJECT_NAME",
+    "hookimpl", "hookspec", "hub_version", "InvalidOrder", "ParsedOrder", "parse_order", "UPDATE_KINDS",
+    "InboundUpdate", "MalformedUpdate", "UpdateReceipt", "parse_update_message",
     "REDACTED", "excerpt", "is_secret_name", "redact", "redact_headers", "register_secret",
     "AlertInfo", "StoreInfo", "SyncInfo",
 ]

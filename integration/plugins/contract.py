@@ -18,6 +18,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 SEND, CANCEL, STATUS = "send", "cancel", "status"
 ACTIONS = (SEND, CANCEL, STATUS)
+# Capabilities are what an adapter does besides the per-order actions above. UPDATES: it carries
+# invoices, tracking and cancellations back from the ERP (`poll_updates`, see updates.py).
+UPDATES = "updates"
+CAPABILITIES = (UPDATES,)
 SETTING_TYPES = frozenset({"str", "int", "bool", "url", "path", "choice"})
 
 _TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
@@ -51,6 +55,14 @@ class PermanentError(AdapterError):
     """The ERP refused the order, or the adapter is misconfigured: retrying will not help."""
 
     permanent = True
+
+
+class PluginUnavailable(ImportError):
+    """Raised by a plugin module on import when an optional dependency is missing.
+
+    The hub lists the plugin as unavailable with this message (not as a load error), e.g.
+    "needs the 'amqp' extra: pip install 'vtex-order-hub[amqp]' (No module named 'pika')".
+    """
 
 
 class SettingsError(Exception):
@@ -170,6 +182,7 @@ class Adapter:
     label: ClassVar[str]
     settings: ClassVar[tuple[Setting, ...]] = ()
     actions: ClassVar[frozenset[str]] = frozenset({SEND})
+    capabilities: ClassVar[frozenset[str]] = frozenset()  # a subset of CAPABILITIES
 
     def __init__(self, config: dict):
         self.config = config  # cleaned settings, secrets in plain text
@@ -233,7 +246,8 @@ class Adapter:
 
     @classmethod
     def supports(cls, action: str) -> bool:
-        return action in cls.actions
+        """True for an action (send, cancel, status) or a capability (updates) this adapter has."""
+        return action in cls.actions or action in cls.capabilities
 
     # --- actions ------------------------------------------------------------------------------
     def check_connection(self) -> str:
@@ -260,6 +274,12 @@ class Adapter:
         if action == STATUS:
             return self.status_changed(order, raw, state, idempotency_key)
         raise self._unsupported(action)
+
+    def poll_updates(self, receive) -> int:
+        """The way back (capability UPDATES): read what the ERP left (a queue, a folder), call
+        `receive(InboundUpdate)` for each, acknowledge only what was accepted, and return how
+        many were handled. `receive` stores the update before it returns an UpdateReceipt."""
+        raise self._unsupported(UPDATES)
 
     def close(self) -> None:
         """Release resources (HTTP sessions, files). The dispatcher calls it when done."""

@@ -21,13 +21,15 @@ from dataclasses import dataclass
 import pluggy
 
 from integration.plugins import DISTRIBUTION_NAME, hookspecs, hub_version
-from integration.plugins.contract import ACTIONS, Adapter, Setting
+from integration.plugins.contract import ACTIONS, CAPABILITIES, UPDATES, Adapter, PluginUnavailable, Setting
 
 logger = logging.getLogger("integration.plugins")
 
 ENTRY_POINT_GROUP = "erp_plugins"
 DISABLE_ENV = "HUB_DISABLE_PLUGINS"
-BUILTIN_PLUGINS = ("erp_plugins.webhook", "erp_plugins.file_drop", "integration.alert_channels")
+BUILTIN_PLUGINS = (
+    "erp_plugins.webhook", "erp_plugins.file_drop", "erp_plugins.amqp", "erp_plugins.sftp", "integration.alert_channels",
+)
 ADAPTER_KEY_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 
 
@@ -38,6 +40,16 @@ class LoadError:
     version: str | None
     error: str  # one line: "ExceptionType: message"
     traceback: str = ""
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """A plugin that raised PluginUnavailable on import: an optional dependency is not installed."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    reason: str
 
 
 def _one_line(exc):
@@ -59,6 +71,7 @@ class PluginRegistry:
         self.adapters: dict[str, type[Adapter]] = {}
         self.adapter_plugin: dict[str, str] = {}
         self.load_errors: list[LoadError] = []
+        self.unavailable: list[Unavailable] = []  # plugins missing an optional dependency (not errors)
         self.disabled: list[str] = []  # plugin names skipped because of HUB_DISABLE_PLUGINS
         self._distributions: dict[str, tuple[str | None, str | None]] = {}
         self._builtin: set[str] = set()
@@ -77,6 +90,9 @@ class PluginRegistry:
                     continue
                 try:
                     module = importlib.import_module(module_name)
+                except PluginUnavailable as exc:
+                    self._record_unavailable(module_name, DISTRIBUTION_NAME, hub_version(), exc)
+                    continue
                 except Exception as exc:
                     self._record_error(module_name, DISTRIBUTION_NAME, hub_version(), exc)
                     continue
@@ -106,6 +122,9 @@ class PluginRegistry:
                 continue
             try:
                 plugin = ep.load()
+            except PluginUnavailable as exc:
+                self._record_unavailable(ep.name, dist_name, version, exc)
+                continue
             except Exception as exc:  # an ImportError, or anything the module raises on import
                 self._record_error(ep.name, dist_name, version, exc)
                 continue
@@ -180,6 +199,11 @@ class PluginRegistry:
             name, distribution or "no distribution", version or "", error.error,
         )
 
+    def _record_unavailable(self, name, distribution, version, exc):
+        entry = Unavailable(name, distribution, version, _one_line(exc).removeprefix("PluginUnavailable: "))
+        self.unavailable.append(entry)
+        logger.warning("plugin %s is unavailable: %s", name, entry.reason)
+
     def unregister(self, name):
         """Remove a plugin and its adapters (tests)."""
         with self._lock:
@@ -191,6 +215,7 @@ class PluginRegistry:
             self._distributions.pop(name, None)
             self._builtin.discard(name)
             self.load_errors = [e for e in self.load_errors if e.name != name]
+            self.unavailable = [u for u in self.unavailable if u.name != name]
 
     # --- inspection -----------------------------------------------------------------------------
     def get_adapter_class(self, key):
@@ -256,6 +281,11 @@ def _adapter_class_problem(cls):
     actions = cls.actions
     if not actions or not set(actions) <= set(ACTIONS):
         return f"adapter {key!r} declares unknown actions {sorted(set(actions or ()) - set(ACTIONS))}"
+    capabilities = getattr(cls, "capabilities", frozenset())
+    if not set(capabilities) <= set(CAPABILITIES):
+        return f"adapter {key!r} declares unknown capabilities {sorted(set(capabilities) - set(CAPABILITIES))}"
+    if UPDATES in capabilities and cls.poll_updates is Adapter.poll_updates:
+        return f"adapter {key!r} declares the capability {UPDATES!r} but does not implement poll_updates"
     if not all(isinstance(s, Setting) for s in cls.settings):
         return f"adapter {key!r}: every entry of settings must be a Setting"
     names = [s.name for s in cls.settings]

@@ -28,6 +28,10 @@ class Command(BaseCommand):
                     for e in errors
                 ],
                 "disabled": list(registry.disabled),
+                "unavailable": [
+                    {"name": u.name, "distribution": u.distribution, "version": u.version, "reason": u.reason}
+                    for u in registry.unavailable
+                ],
                 "adapters": {key: registry.adapter_plugin[key] for key in sorted(registry.adapters)},
             }
             self.stdout.write(json.dumps(data, indent=2))
@@ -44,6 +48,10 @@ class Command(BaseCommand):
             self.stdout.write(f"  {plugin['name']}  {version}  ({origin})")
             self.stdout.write(f"    adapters: {', '.join(plugin['adapters']) or '-'}")
             self.stdout.write(f"    hooks: {', '.join(plugin['hooks']) or '-'}")
+        if registry.unavailable:
+            self.stdout.write("Unavailable (an optional dependency is not installed):")
+            for entry in registry.unavailable:
+                self.stdout.write(self.style.WARNING(f"  {entry.name}  {entry.version or '-'}: {entry.reason}"))
         if registry.disabled:
             self.stdout.write(f"Disabled by {DISABLE_ENV}: {', '.join(registry.disabled)}")
         if errors:
