@@ -200,7 +200,7 @@ def measure_retry_all():
     from django.db import connection, transaction
     from django.test.utils import CaptureQueriesContext
 
-    from integration import operations
+    from integration.operations import syncs as operations
     from integration.models import FailedSync
 
     with transaction.atomic():

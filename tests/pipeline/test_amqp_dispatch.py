@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from integration.dispatch import dispatch_due
-from integration.feed_cycle import run_feed_cycle
+from integration.pipeline.dispatch import dispatch_due
+from integration.pipeline.feed_cycle import run_feed_cycle
 from integration.models import AdapterBinding, OrderSync, SyncStatus
 from tests.fake_feed import feed_item
 
