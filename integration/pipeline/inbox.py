@@ -5,6 +5,7 @@ event is never stored and then forgotten.
 """
 import hashlib
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone as dt_timezone
@@ -13,7 +14,10 @@ from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Now
 
+from integration.bounds import Unstorable, clean_json, clean_text, make_storable, max_length_of, storable_text
 from integration.models import FeedEvent
+
+log = logging.getLogger(__name__)
 
 _TIME = re.compile(r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:?\d{2})?$")
 
@@ -59,7 +63,8 @@ class IncomingEvent:
 
     def change_key(self, account_id):
         if self.error:
-            digest = hashlib.sha256(json.dumps(self.payload, sort_keys=True, default=str).encode()).hexdigest()
+            payload = make_storable(self.payload)  # hashable whatever arrived (deep, NUL, surrogates)
+            digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode("utf-8", "backslashreplace")).hexdigest()
             return f"{account_id}|malformed|{digest}"
         return make_change_key(account_id, self.order_id, self.state, self.current_change or self.last_change)
 
@@ -71,19 +76,30 @@ FEED_FIELDS = {
 
 
 def parse_feed_item(item):
-    """A feed item as an IncomingEvent; never raises. Bad items carry `error` and are kept."""
+    """A feed item as an IncomingEvent; never raises. Bad items carry `error` and are kept.
+
+    Every field is checked against its column (length, NUL, lone surrogates) and the payload
+    against the JSON bounds: a value that cannot be stored makes the item malformed, with its raw
+    payload made storable, rather than failing the batch it came in."""
     if not isinstance(item, dict):
-        return IncomingEvent(source="feed", payload=item, error=f"Feed item is a {type(item).__name__}, not an object")
+        return IncomingEvent(source="feed", payload=make_storable(item), error=f"Feed item is a {type(item).__name__}, not an object")
     event = IncomingEvent(source="feed", payload=item)
     problems = []
+    try:
+        clean_json(item, field="the item")
+    except Unstorable as exc:
+        problems.append(str(exc))
+        event.payload = make_storable(item)
     for key, attr in FEED_FIELDS.items():
         value = item.get(key)
         if value is None:
             continue
-        if not isinstance(value, str):
-            problems.append(f"{key} is a {type(value).__name__}, not a string")
+        try:
+            value = clean_text(value, field=key, max_length=max_length_of(FeedEvent, attr))
+        except Unstorable as exc:
+            problems.append(str(exc))
             continue
-        setattr(event, attr, value[:64] if attr in ("state", "last_state", "order_id", "domain") else value)
+        setattr(event, attr, value)
     for key in ("orderId", "state", "handle"):
         if not item.get(key) and key not in " ".join(problems):
             problems.append(f"{key} is missing")
@@ -103,7 +119,50 @@ class StoreResult:
 
 
 def store_events(account, incoming):
-    """Store a batch in one transaction, deduplicated by change_key, and route the new ones."""
+    """Store a batch in one transaction, deduplicated by change_key, and route the new ones.
+
+    If the batch cannot be stored (a value the database refuses), its items are stored one by
+    one: an item that still fails is kept as malformed, with its raw payload made storable and
+    the database's reason, so one poison item never holds back its neighbours."""
+    try:
+        return _store_batch(account, incoming)
+    except Exception as exc:  # DataError, IntegrityError, UnicodeEncodeError (SQLite), RecursionError...
+        if len(incoming) == 1 and incoming[0].error:
+            raise  # already the fallback form: the database itself is failing
+        first_error = exc
+    log.warning("store=%s: a batch of %s events could not be stored (%s: %s); storing them one by one",
+                account.account_name, len(incoming), type(first_error).__name__, str(first_error)[:300])
+    result = StoreResult()
+    for index, event in enumerate(incoming):
+        try:
+            one = _store_batch(account, [event])
+        except Exception as exc:
+            # The caller's list gets the malformed form, so it is the one marked committed.
+            incoming[index] = event = _as_malformed(event, exc)
+            one = _store_batch(account, [event])
+        result.new += one.new
+        result.duplicate += one.duplicate
+        result.malformed += one.malformed
+        result.new_event_ids += one.new_event_ids
+    return result
+
+
+def _as_malformed(event, exc):
+    return IncomingEvent(
+        source=event.source, payload=make_storable(event.payload), handle=_text_or_empty(event.handle),
+        event_id=_text_or_empty(event.event_id),
+        error=storable_text(f"The database refused this item: {type(exc).__name__}: {exc}", 1000),
+    )
+
+
+def _text_or_empty(value):
+    try:
+        return clean_text(value, field="value")
+    except Unstorable:
+        return ""
+
+
+def _store_batch(account, incoming):
     from integration.pipeline.routing import route_events
 
     by_key, seen = {}, {}
