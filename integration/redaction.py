@@ -7,6 +7,8 @@ import logging
 import re
 import threading
 
+from integration.bounds import storable_text
+
 REDACTED = "[redacted]"
 _lock = threading.Lock()
 _known_secrets: set[str] = set()
@@ -53,7 +55,7 @@ def excerpt(text, limit=2000):
         return ""
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
-    text = redact(text)
+    text = storable_text(redact(text))  # excerpts are stored: no NUL, no lone surrogates
     return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more characters]"
 
 
