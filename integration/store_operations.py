@@ -22,6 +22,7 @@ from integration.models import (
     Account, AdapterBinding, Alert, AlertKind, FeedConfiguration, FeedEvent, FilterType, Order, OrderSync,
     RoutingRule, SyncStatus,
 )
+from integration.expressions import evaluate_expression, expression_syntax_error  # noqa: F401  (moved there; kept importable)
 from integration.queueing import enqueue
 from integration.redaction import redact
 from integration.vtex import errors as vtex_errors
@@ -34,8 +35,6 @@ SUCCESS, WARNING, ERROR = "success", "warning", "error"
 BACKLOG_WARN_FRACTION = 0.5
 SHARED_FEED_WARNING = ("Every consumer of this app key shares this one feed and its configuration: "
                        "whatever you change here changes it for all of them.")
-EXPRESSION_TIMEOUT_MS = 1000
-EXPRESSION_MAX_DEPTH = 200
 
 
 @dataclass
@@ -368,41 +367,6 @@ def load_feed_configuration(account):
         problems = "; ".join(f"{k}: {' '.join(m)}" for k, m in exc.message_dict.items())
         return Result(account.name, WARNING, text + f" The hub would not push it as it is: {problems}", data=body)
     return Result(account.name, SUCCESS, text, data=body)
-
-
-# --- JSONata (FromOrders expressions) ----------------------------------------------------------------
-def expression_syntax_error(expression):
-    """None when the JSONata expression parses, else a human message."""
-    import jsonata
-
-    try:
-        jsonata.Jsonata(expression)
-    except jsonata.JException as exc:
-        return f"JSONata syntax error: {exc}"
-    except Exception as exc:  # the parser's own bugs on odd input
-        return f"JSONata syntax error: {type(exc).__name__}: {exc}"
-    return None
-
-
-def evaluate_expression(expression, document):
-    """Evaluate a JSONata expression against a JSON document (an order), bounded in time and depth.
-
-    Returns (result, error). VTEX feeds the order when the result is true.
-    """
-    import jsonata
-
-    problem = expression_syntax_error(expression)
-    if problem:
-        return None, problem
-    try:
-        expr = jsonata.Jsonata(expression)
-        frame = expr.create_frame()
-        frame.set_runtime_bounds(EXPRESSION_TIMEOUT_MS, EXPRESSION_MAX_DEPTH)
-        return expr.evaluate(document, frame), ""
-    except jsonata.JException as exc:
-        return None, f"JSONata evaluation error: {exc}"
-    except Exception as exc:
-        return None, f"JSONata evaluation error: {type(exc).__name__}: {exc}"
 
 
 def latest_order_snapshot(account):

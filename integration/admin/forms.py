@@ -3,6 +3,7 @@ import json
 from django import forms
 from django.core.exceptions import ValidationError
 
+from integration import expressions
 from integration.models import Account, AdapterBinding, FeedConfiguration, FilterType
 from integration.vtex import statuses as oms
 
@@ -85,7 +86,7 @@ class FeedConfigurationForm(forms.ModelForm):
         expression = (cleaned.get("expression") or "").strip()
         cleaned["expression"] = expression
         if cleaned.get("filter_type") == FilterType.FROM_ORDERS and expression:
-            from integration.store_operations import expression_syntax_error
+            from integration.expressions import expression_syntax_error
 
             problem = expression_syntax_error(expression)
             if problem:
@@ -94,24 +95,30 @@ class FeedConfigurationForm(forms.ModelForm):
 
 
 class ExpressionTestForm(forms.Form):
-    expression = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 80}), label="JSONata expression")
+    expression = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 80}), label="JSONata expression",
+                                 max_length=expressions.EXPRESSION_MAX_LENGTH)
     document = forms.CharField(widget=forms.Textarea(attrs={"rows": 18, "cols": 80}), label="Sample order (JSON)",
+                               max_length=expressions.DOCUMENT_MAX_BYTES,
                                help_text="Default: the store's most recent order as VTEX last returned it.")
 
     def clean_expression(self):
-        from integration.store_operations import expression_syntax_error
-
         expression = self.cleaned_data["expression"].strip()
-        problem = expression_syntax_error(expression)
+        problem = expressions.expression_syntax_error(expression)
         if problem:
             raise ValidationError(problem)
         return expression
 
     def clean_document(self):
         try:
-            return json.loads(self.cleaned_data["document"])
+            document = json.loads(self.cleaned_data["document"])
+        except RecursionError:
+            raise ValidationError(f"The document is nested more than {expressions.DOCUMENT_MAX_DEPTH} levels deep.") from None
         except ValueError as exc:
             raise ValidationError(f"Not valid JSON: {exc}") from None
+        problem = expressions.document_problem(document)
+        if problem:
+            raise ValidationError(problem)
+        return document
 
 
 # --- adapter bindings: the adapter's own settings form ------------------------------------------------

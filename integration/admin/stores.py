@@ -24,6 +24,7 @@ from integration.admin.bindings import LEVELS, breaker_badge, can_operate
 from integration.admin.dashboard import dashboard_view
 from integration.admin.forms import AccountForm, ExpressionTestForm, FeedConfigurationForm
 from integration.admin.hook_actions import last_hook, register_hook, remove_hook
+from integration.expressions import evaluate_expression
 from integration.models import Account, AdapterBinding, FeedConfiguration, FilterType, RoutingRule
 
 
@@ -293,13 +294,14 @@ class AccountAdmin(admin.ModelAdmin):
     def expression_view(self, request, object_id):
         """Try a FromOrders (JSONata) expression on an order: the store's latest, or any pasted JSON."""
         account = self._store_or_404(object_id)
-        if not self.has_view_or_change_permission(request, account):
+        # Change, not view: an evaluation costs a process and up to its time limit.
+        if not self.has_change_permission(request, account):
             raise PermissionDenied
         result, error, evaluated = None, "", False
         if request.method == "POST":
             form = ExpressionTestForm(request.POST)
             if form.is_valid():
-                result, error = ops.evaluate_expression(form.cleaned_data["expression"], form.cleaned_data["document"])
+                result, error = evaluate_expression(form.cleaned_data["expression"], form.cleaned_data["document"])
                 evaluated = not error
         else:
             config = FeedConfiguration.objects.filter(account=account).first()
