@@ -21,10 +21,19 @@ class AccountForm(forms.ModelForm):
         model = Account
         fields = ["name", "account_name", "environment", "app_key", "app_token", "api_base_url", "active", "paused", "intake_mode", "call_start_handling"]
 
+    # The token goes wherever these point: a change of destination needs the token typed again,
+    # or anyone allowed to change a store could send the stored token to a host of their own.
+    DESTINATION_FIELDS = ("api_base_url", "environment", "account_name")
+
     def clean(self):
         cleaned = super().clean()
         if not self.instance.pk and not cleaned.get("app_token"):
             self.add_error("app_token", "A new store needs its app token.")
+        elif self.instance.pk and not cleaned.get("app_token"):
+            moved = [self.fields[name].label for name in self.DESTINATION_FIELDS if name in self.changed_data]
+            if moved:
+                self.add_error("app_token", f"{', '.join(str(m) for m in moved)} changed: enter the app token again, "
+                                            "so that the stored one is never sent to a new address.")
         return cleaned
 
     def save(self, commit=True):
@@ -130,6 +139,17 @@ def setting_field_name(name):
     return SETTING_PREFIX + name
 
 
+class WriteOnlyTextarea(forms.Textarea):
+    """A textarea that never renders a value, not even the one just posted (as PasswordInput)."""
+
+    def format_value(self, value):
+        return None
+
+
+def _is_multiline(help_text):
+    return "per line" in (help_text or "").lower()
+
+
 def _setting_form_field(setting, stored_secret):
     label = setting.display_label()
     help_text = setting.help or ""
@@ -137,8 +157,9 @@ def _setting_form_field(setting, stored_secret):
     if setting.secret:
         note = ("Write-only. A value is stored: leave blank to keep it." if stored_secret
                 else "Write-only: never shown again once saved.")
-        return forms.CharField(label=label, required=False, strip=True, help_text=f"{help_text} {note}".strip(),
-                               widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}))
+        widget = (WriteOnlyTextarea(attrs={"rows": 3, "cols": 60, "autocomplete": "off"}) if _is_multiline(help_text)
+                  else forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}))
+        return forms.CharField(label=label, required=False, strip=True, help_text=f"{help_text} {note}".strip(), widget=widget)
     if setting.type == "int":
         return forms.IntegerField(label=label, required=required, help_text=help_text)
     if setting.type == "bool":
@@ -150,7 +171,7 @@ def _setting_form_field(setting, stored_secret):
         return forms.ChoiceField(label=label, required=required, choices=choices, help_text=help_text)
     if setting.type == "url":
         widget = forms.URLInput(attrs={"class": "vURLField"})
-    elif "per line" in help_text.lower() or "one per line" in help_text.lower():
+    elif _is_multiline(help_text):
         widget = forms.Textarea(attrs={"rows": 3, "cols": 60})
     else:
         widget = forms.TextInput(attrs={"class": "vTextField"})
@@ -211,6 +232,8 @@ class BindingFormBase(forms.ModelForm):
             raw[setting.name] = "" if value is None and setting.type != "int" else value
         cleared = [s.name for s in self.adapter_cls.settings
                    if s.secret and self.cleaned_data.get(setting_field_name(s.name) + CLEAR_SUFFIX)]
+        if self._secrets_left_behind(raw, cleared):
+            return
         if cleared:
             self.instance.secret_settings = {k: v for k, v in self.instance.secret_settings.items() if k not in cleared}
         try:
@@ -222,6 +245,28 @@ class BindingFormBase(forms.ModelForm):
                     self.add_error(setting_field_name(field), text)
                 else:
                     self.add_error(None, message)
+
+    def _secrets_left_behind(self, raw, cleared):
+        """A stored secret follows its URL: when a URL setting changes, every stored secret must
+        be entered again (or cleared) in the same form, or it would go to the new address."""
+        if not self.instance.pk:
+            return False
+        before = dict(self.instance.settings or {})
+        moved = [s for s in self.adapter_cls.settings if s.type == "url" and not s.secret
+                 and (raw.get(s.name) or "") != (before.get(s.name) or "")]
+        if not moved:
+            return False
+        try:
+            stored = set(self.instance.secret_settings or {})
+        except Exception:  # undecryptable: they must be entered again anyway
+            stored = {s.name for s in self.adapter_cls.settings if s.secret}
+        missing = [s for s in self.adapter_cls.settings
+                   if s.secret and s.name in stored and s.name not in cleared and raw.get(s.name) in ("", None)]
+        for setting in missing:
+            self.add_error(setting_field_name(setting.name),
+                           f"{', '.join(m.display_label() for m in moved)} changed: enter this again (or clear it), "
+                           "so that the stored value is never sent to a new address.")
+        return bool(missing)
 
 
 def binding_form_for(adapter_cls, *, with_settings=True, stored_secrets=()):
