@@ -150,12 +150,16 @@ def _is_multiline(help_text):
     return "per line" in (help_text or "").lower()
 
 
-def _setting_form_field(setting, stored_secret):
+UNREADABLE_SECRET_NOTE = ("The stored secrets cannot be decrypted (their key is not in HUB_ENCRYPTION_KEYS): "
+                          "enter it again. Saving keeps only the secrets entered here.")
+
+
+def _setting_form_field(setting, stored_secret, unreadable=False):
     label = setting.display_label()
     help_text = setting.help or ""
     required = setting.required and setting.default is None and not setting.secret
     if setting.secret:
-        note = ("Write-only. A value is stored: leave blank to keep it." if stored_secret
+        note = (UNREADABLE_SECRET_NOTE if unreadable else "Write-only. A value is stored: leave blank to keep it." if stored_secret
                 else "Write-only: never shown again once saved.")
         widget = (WriteOnlyTextarea(attrs={"rows": 3, "cols": 60, "autocomplete": "off"}) if _is_multiline(help_text)
                   else forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}))
@@ -181,6 +185,7 @@ def _setting_form_field(setting, stored_secret):
 
 class BindingFormBase(forms.ModelForm):
     adapter_cls = None  # set by binding_form_for
+    secrets_unreadable = False  # the stored secrets cannot be decrypted: only those entered are kept
 
     actions = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple,
                                         help_text="None checked: every action the adapter supports.")
@@ -232,7 +237,9 @@ class BindingFormBase(forms.ModelForm):
             raw[setting.name] = "" if value is None and setting.type != "int" else value
         cleared = [s.name for s in self.adapter_cls.settings
                    if s.secret and self.cleaned_data.get(setting_field_name(s.name) + CLEAR_SUFFIX)]
-        if self._secrets_left_behind(raw, cleared):
+        if self.secrets_unreadable:
+            self.instance.secret_settings = {}  # they cannot be used anyway; what is entered now replaces them
+        elif self._secrets_left_behind(raw, cleared):
             return
         if cleared:
             self.instance.secret_settings = {k: v for k, v in self.instance.secret_settings.items() if k not in cleared}
@@ -269,13 +276,13 @@ class BindingFormBase(forms.ModelForm):
         return bool(missing)
 
 
-def binding_form_for(adapter_cls, *, with_settings=True, stored_secrets=()):
+def binding_form_for(adapter_cls, *, with_settings=True, stored_secrets=(), secrets_unreadable=False):
     """A form class for bindings of one adapter: the model's fields plus the adapter's settings."""
-    attrs = {"adapter_cls": adapter_cls, "__module__": __name__}
+    attrs = {"adapter_cls": adapter_cls, "__module__": __name__, "secrets_unreadable": secrets_unreadable}
     if adapter_cls is not None and with_settings:
         for setting in adapter_cls.settings:
             name = setting_field_name(setting.name)
-            attrs[name] = _setting_form_field(setting, setting.name in stored_secrets)
+            attrs[name] = _setting_form_field(setting, setting.name in stored_secrets, secrets_unreadable)
             if setting.secret and setting.name in stored_secrets:
                 attrs[name + CLEAR_SUFFIX] = forms.BooleanField(
                     label=f"Clear {setting.display_label().lower()}", required=False,

@@ -212,7 +212,8 @@ class VtexClient:
         data = self._request("feed_config_get", "GET", "/api/orders/feed/config")
         if not isinstance(data, dict):
             raise errors.BadResponse("Feed configuration is not a JSON object", route="feed_config_get")
-        queue = case_insensitive_get(data, "queue") or {}
+        queue = case_insensitive_get(data, "queue")
+        queue = queue if isinstance(queue, dict) else {}
         age = case_insensitive_get(data, "approximateAgeOfOldestMessageInSeconds")
         if age is None:
             age = case_insensitive_get(data, "aproximateAgeOfOldestMessageInSeconds")
