@@ -11,6 +11,8 @@ import json
 MAX_JSON_DEPTH = 64  # VTEX's order JSON is about 6 levels deep
 MAX_JSON_BYTES = 2 * 1024 * 1024  # an order with hundreds of items is ~1 MB
 RAW_PAYLOAD_BYTES = 64 * 1024  # a refused item's raw payload is kept up to this size
+MAX_INT_DIGITS = 4000  # below Python's own limit for converting an int to text (4300)
+_HUGE = 10**MAX_INT_DIGITS
 
 
 class Unstorable(ValueError):
@@ -75,8 +77,12 @@ def clean_json(value, *, field, max_depth=MAX_JSON_DEPTH, max_bytes=MAX_JSON_BYT
         elif isinstance(item, (list, tuple)):
             size += 2
             stack.extend((inner, depth + 1) for inner in item)
-        elif item is None or isinstance(item, (bool, int)):
+        elif item is None or isinstance(item, bool):
             size += 5
+        elif isinstance(item, int):
+            if not -_HUGE < item < _HUGE:  # Python refuses to print it (int_max_str_digits); so would the encoder
+                raise Unstorable(field, f"has a whole number of more than {MAX_INT_DIGITS} digits")
+            size += 20
         elif isinstance(item, float):
             if item != item or item in (float("inf"), float("-inf")):
                 raise Unstorable(field, "has a number that is not finite")
