@@ -60,6 +60,9 @@ class IncomingEvent:
     last_change: str = ""
     current_change: str = ""
     error: str = ""
+    # The handle as VTEX sent it, for the commit: one that cannot be stored (a NUL in it) is
+    # still committed, or VTEX would offer the malformed item again for days.
+    commit_handle: str = ""
 
     def change_key(self, account_id):
         if self.error:
@@ -84,6 +87,8 @@ def parse_feed_item(item):
     if not isinstance(item, dict):
         return IncomingEvent(source="feed", payload=make_storable(item), error=f"Feed item is a {type(item).__name__}, not an object")
     event = IncomingEvent(source="feed", payload=item)
+    if isinstance(item.get("handle"), str):
+        event.commit_handle = item["handle"]
     problems = []
     try:
         clean_json(item, field="the item")
@@ -150,7 +155,7 @@ def store_events(account, incoming):
 def _as_malformed(event, exc):
     return IncomingEvent(
         source=event.source, payload=make_storable(event.payload), handle=_text_or_empty(event.handle),
-        event_id=_text_or_empty(event.event_id),
+        event_id=_text_or_empty(event.event_id), commit_handle=event.commit_handle or event.handle,
         error=storable_text(f"The database refused this item: {type(exc).__name__}: {exc}", 1000),
     )
 

@@ -264,6 +264,8 @@ def store_notification(account, event):
     the feed or a second delivery is a duplicate). True when it was new."""
     result = inbox.store_events(account, [event])
     _touch_last_hook(account)
+    if result.malformed:  # the database refused a value the checks let through: kept for the operator
+        raise HookRejected(400, "The notification could not be stored as it is: it is kept as malformed for the operator.")
     # new_event_ids, not `new`: when a concurrent delivery of the same change won the insert,
     # `new` may still count it while nothing of ours was inserted.
     stored = bool(result.new_event_ids)

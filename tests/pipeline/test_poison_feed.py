@@ -106,3 +106,12 @@ def test_make_storable_keeps_whatever_arrived_as_storable_text():
         assert len(text) <= 64 * 1024 + 100
     assert "\\u0000" in make_storable("a\x00b")["unstorable_raw"]
     assert "cut" in make_storable(["x" * 70_000])["unstorable_raw"]
+
+
+def test_a_handle_that_cannot_be_stored_is_still_committed(account, bindings, feed, oms, recorder):
+    bad = feed_item("9-01", handle="handle-\x00-\ud800")
+    feed.add(feed_item("1-01"), bad)
+    summary = run_feed_cycle(account)
+    assert summary.ok and summary.malformed == 1 and summary.committed == 2
+    assert bad["handle"] in feed.committed  # else VTEX offers it again at every visibility timeout
+    assert FeedEvent.objects.exclude(error="").get().handle == ""
