@@ -115,6 +115,35 @@ def parse_feed_item(item):
     return event
 
 
+EVENT_TEXT_FIELDS = ("event_id", "handle", "domain", "state", "last_state", "order_id", "last_change", "current_change")
+
+
+def bound_event(event):
+    """Make `event` storable in place: a field or payload that cannot be stored is cleared (the
+    payload kept as storable text) and the event becomes malformed, saying why. For the paths
+    that build events without parse_feed_item or the hook's checks."""
+    problems = []
+    for attr in EVENT_TEXT_FIELDS:
+        value = getattr(event, attr)
+        if not value:
+            continue
+        try:
+            clean_text(value, field=attr, max_length=max_length_of(FeedEvent, attr))
+        except Unstorable as exc:
+            problems.append(str(exc))
+            if attr == "handle" and isinstance(value, str):
+                event.commit_handle = event.commit_handle or value
+            setattr(event, attr, "")
+    try:
+        clean_json(event.payload, field="payload")
+    except Unstorable as exc:
+        problems.append(str(exc))
+        event.payload = make_storable(event.payload)
+    if problems:
+        event.error = storable_text("; ".join(filter(None, [event.error, "Cannot be stored: " + "; ".join(problems)])), 2000)
+    return event
+
+
 @dataclass
 class StoreResult:
     new: int = 0

@@ -20,4 +20,4 @@ def sync_order(account, order_id, client=None, source=EventSource.SYNC_ORDER):
     )
     if not event.state:
         event.error = "The order has no status"
-    return inbox.store_events(account, [event])
+    return inbox.store_events(account, [inbox.bound_event(event)])

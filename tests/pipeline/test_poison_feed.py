@@ -115,3 +115,17 @@ def test_a_handle_that_cannot_be_stored_is_still_committed(account, bindings, fe
     assert summary.ok and summary.malformed == 1 and summary.committed == 2
     assert bad["handle"] in feed.committed  # else VTEX offers it again at every visibility timeout
     assert FeedEvent.objects.exclude(error="").get().handle == ""
+
+
+def test_an_order_brought_in_by_id_is_bounded_too(account, bindings, vtex, recorder):
+    """sync_order (backfill, reconciliation) builds its event from VTEX's order JSON."""
+    from integration.pipeline.sync_order import sync_order
+    from tests.fake_feed import BASE
+
+    vtex.get(f"{BASE}/api/oms/pvt/orders/1-01", json={"orderId": "1-01" + "x" * 70, "status": "ready-for-handling\x00",
+                                                      "lastChange": "2026-11-27T10:00:00.1234567Z"})
+    result = sync_order(account, "1-01")
+    assert result.new == 1 and result.malformed == 1
+    row = FeedEvent.objects.get()
+    assert "order_id is 74 characters long" in row.error and "state contains a NUL" in row.error
+    assert row.order_id == "" and OrderSync.objects.count() == 0
