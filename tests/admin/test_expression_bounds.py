@@ -58,12 +58,15 @@ def test_the_tester_needs_change_permission_on_the_store(client, django_user_mod
     viewer = django_user_model.objects.create_user("vic", password="vic-password-123", is_staff=True)
     viewer.user_permissions.add(Permission.objects.get(codename="view_account"))
     client.force_login(viewer)
+    store_page = reverse("admin:integration_account_change", args=[account.pk])
+    assert 'id="expression-test"' not in client.get(store_page).content.decode()
     assert client.get(url).status_code == 403
     assert client.post(url, {"expression": CATASTROPHIC, "document": "{}"}).status_code == 403
     viewer.user_permissions.add(Permission.objects.get(codename="change_account"))
     viewer = django_user_model.objects.get(pk=viewer.pk)  # permissions are cached on the instance
     client.force_login(viewer)
     assert client.get(url).status_code == 200
+    assert 'id="expression-test"' in client.get(store_page).content.decode()
 
 
 @pytest.mark.django_db(transaction=True)
