@@ -340,7 +340,8 @@ def _fail_or_retry(sync, error, *, permanent, report, counted=False):
             notify("sync_failed", sync=OrderSync.objects.select_related("order", "binding").get(pk=sync.pk), error=why)
         return
     wait = delay_after(attempts)
-    if pending.update(attempts=attempts, last_error=error, next_attempt_at=Now() + timedelta(seconds=wait)):
+    # updated_at too (update() skips auto_now): the wait is then measured from this attempt.
+    if pending.update(attempts=attempts, last_error=error, next_attempt_at=Now() + timedelta(seconds=wait), updated_at=Now()):
         report.retrying += 1
 
 
