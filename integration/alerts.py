@@ -5,6 +5,8 @@ guarded by a partial unique constraint) and is announced through the `alert_chan
 hook; when the condition clears, the episode closes and its recovery is announced.
 """
 import logging
+import math
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -94,11 +96,26 @@ def refresh_feed_backlogs():
     for account in Account.objects.filter(active=True, intake_mode__in=["feed", "both"]):
         try:
             config = client_for(account).get_feed_configuration()
+            Account.objects.filter(pk=account.pk).update(
+                feed_backlog_quantity=_number_or_none(config["quantity"], whole=True),
+                feed_backlog_age=_number_or_none(config["oldest_message_age"]),
+                feed_backlog_checked_at=timezone.now())
         except VtexError as exc:
             log.info("feed backlog of %s unknown: %s", account.account_name, exc)
-            continue
-        Account.objects.filter(pk=account.pk).update(
-            feed_backlog_quantity=config["quantity"], feed_backlog_age=config["oldest_message_age"], feed_backlog_checked_at=timezone.now())
+        except Exception:  # one store's surprise must not stop the check of every other store
+            log.exception("feed backlog of %s could not be refreshed", account.account_name)
+
+
+def _number_or_none(value, *, whole=False):
+    """VTEX's figure as a number for its column, or None (unknown) when it is not one: a string,
+    a number that is not finite, one too large for the column."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if not 0 <= value < 2**31:
+        return None
+    return int(value) if whole else float(value)
 
 
 def check_alerts():

@@ -12,6 +12,21 @@ class IntegrationConfig(AppConfig):
 
     def ready(self):
         post_migrate.connect(_after_migrate, sender=self)
+        _redact_server_logs()
+
+
+def _redact_server_logs():
+    """gunicorn's access and error lines name the requested URL, and a hook URL holds its secret.
+    gunicorn configures those loggers' handlers itself (an access log file, say), so the filter
+    goes on the loggers, not on handlers in LOGGING (which would replace gunicorn's)."""
+    import logging
+
+    from integration.redaction import RedactingFilter
+
+    for name in ("gunicorn.access", "gunicorn.error"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+            logger.addFilter(RedactingFilter())
 
 
 def _after_migrate(sender, **kwargs):

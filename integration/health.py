@@ -2,7 +2,7 @@
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Count, F, Min
 from django.utils import timezone
 
@@ -10,13 +10,49 @@ from integration.models import Account, Order, OrderSync, RoutePause, StartHandl
 from integration.pipeline.vtex_access import take_response_counts
 
 
+# A write the check can undo: one tiny row every migrated database has, set to its own value.
+_WRITE_PROBE = "UPDATE django_migrations SET applied = applied WHERE id = (SELECT MIN(id) FROM django_migrations)"
+_WRITE_PROBE_WAIT_MS = 2000
+
+
+class _RolledBack(Exception):
+    pass
+
+
 def check_database():
+    """Can the database be read and written? A read-only database (a full disk, a file or replica
+    that refuses writes) answers SELECT 1 while every hook and admin save fails."""
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-        return True, "ok"
     except Exception as exc:
         return False, f"{type(exc).__name__}"
+    try:
+        _probe_write()
+    except _RolledBack:
+        return True, "ok"
+    except OperationalError as exc:
+        if "locked" in str(exc).lower():  # SQLite: another writer holds the lock; writable, busy
+            return True, "ok"
+        return False, f"cannot write: {type(exc).__name__}: {str(exc)[:120]}"
+    except Exception as exc:
+        return False, f"cannot write: {type(exc).__name__}: {str(exc)[:120]}"
+    return True, "ok"
+
+
+def _probe_write():
+    sqlite = connection.vendor == "sqlite"
+    with connection.cursor() as cursor:
+        if sqlite and not connection.in_atomic_block:  # wait for a busy writer briefly, not SQLite's 30 s
+            cursor.execute(f"PRAGMA busy_timeout = {_WRITE_PROBE_WAIT_MS}")
+        try:
+            with transaction.atomic():
+                with connection.cursor() as inner:
+                    inner.execute(_WRITE_PROBE)
+                raise _RolledBack  # leaves the atomic block: the probe is rolled back
+        finally:
+            if sqlite and not connection.in_atomic_block:
+                cursor.execute(f"PRAGMA busy_timeout = {int(connection.settings_dict.get('OPTIONS', {}).get('timeout', 5) * 1000)}")
 
 
 def check_broker():

@@ -7,6 +7,8 @@ import logging
 import re
 import threading
 
+from integration.bounds import storable_text
+
 REDACTED = "[redacted]"
 _lock = threading.Lock()
 _known_secrets: set[str] = set()
@@ -16,6 +18,9 @@ SECRET_NAME_PATTERN = r"(?:authorization|x-vtex-api-apptoken|apptoken|app_token|
 _HEADER_LINE = re.compile(rf"(?im)^(\s*{SECRET_NAME_PATTERN}\s*:\s*)(.+)$")
 _JSON_PAIR = re.compile(rf"(?i)(\"[\w-]*{SECRET_NAME_PATTERN}[\w-]*\"\s*:\s*)\"((?:[^\"\\]|\\.)*)\"")
 _PY_PAIR = re.compile(rf"(?i)('[\w-]*{SECRET_NAME_PATTERN}[\w-]*'\s*:\s*)'((?:[^'\\]|\\.)*)'")
+# The secret segment of a VTEX push URL (/hooks/vtex/<store id>/<secret>/): redacted by its place
+# in the URL, so a guessed or mistyped secret, or one this process never decrypted, is hidden too.
+HOOK_URL_SECRET = re.compile(r"(/hooks/vtex/[^/?#\s\"'<>]+/)([^/?#\s\"'<>]+)")
 
 
 def register_secret(value):
@@ -40,6 +45,7 @@ def redact(text):
     text = _HEADER_LINE.sub(lambda m: m.group(1) + REDACTED, text)
     text = _JSON_PAIR.sub(lambda m: m.group(1) + f'"{REDACTED}"', text)
     text = _PY_PAIR.sub(lambda m: m.group(1) + f"'{REDACTED}'", text)
+    text = HOOK_URL_SECRET.sub(lambda m: m.group(1) + REDACTED, text)
     return text
 
 
@@ -53,12 +59,37 @@ def excerpt(text, limit=2000):
         return ""
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
-    text = redact(text)
+    text = storable_text(redact(text))  # excerpts are stored: no NUL, no lone surrogates
     return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more characters]"
+
+
+def _redacted_request(request):
+    """A copy of an HttpRequest whose path, META and headers carry no hook secret: Django's
+    request warnings (405, 413, 4xx) attach the request to the record, and handlers (the admin
+    e-mail report among them) print its full URL."""
+    import copy
+
+    clone = copy.copy(request)
+    for name in ("path", "path_info"):
+        value = getattr(request, name, None)
+        if isinstance(value, str):
+            setattr(clone, name, redact(value))
+    meta = getattr(request, "META", None)
+    if isinstance(meta, dict):
+        clone.META = {k: (REDACTED if k == "HTTP_KEY" else redact(v) if isinstance(v, str) else v) for k, v in meta.items()}
+    clone.__dict__.pop("headers", None)  # a cached_property: recomputed from the redacted META
+    return clone
 
 
 class RedactingFilter(logging.Filter):
     def filter(self, record):
+        request = getattr(record, "request", None)
+        if request is not None and isinstance(getattr(request, "path", None), str) and (
+                HOOK_URL_SECRET.search(request.path) or "HTTP_KEY" in getattr(request, "META", {})):
+            try:
+                record.request = _redacted_request(request)
+            except Exception:  # never lose the log line; drop the request rather than leak it
+                record.request = None
         try:
             message = record.getMessage()
         except Exception:  # a bad format string must not lose the log line

@@ -205,6 +205,8 @@ LOGGING = {
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
         "django": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
+        # Django's own default sends runserver's request lines to a handler without the filter.
+        "django.server": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
         "django-q": {"handlers": ["stdout"], "level": env_str("Q_LOG_LEVEL", "INFO").upper(), "propagate": False},
         "urllib3": {"level": "WARNING"},
     },

@@ -98,7 +98,10 @@ class WebhookAdapter(Adapter):
         Setting("timeout", "Timeout (seconds)", type="int", default=30,
                 help="Connect and read timeout of each request, 1 to 300 seconds."),
         Setting("headers", "Extra headers",
-                help="Optional extra request headers, one 'Name: value' per line."),
+                help="Optional extra request headers, one 'Name: value' per line. Shown in the admin: put an API key in the secret ones below."),
+        Setting("secret_headers", "Secret extra headers", secret=True,
+                help="Extra request headers that carry a credential (an API key), one 'Name: value' per line: "
+                     "stored encrypted and redacted from attempt excerpts."),
     )
 
     @classmethod
@@ -108,10 +111,17 @@ class WebhookAdapter(Adapter):
         if timeout is not None and not 1 <= timeout <= 300:
             errors["timeout"] = "Enter a number of seconds from 1 to 300."
         headers, problems = parse_header_lines(cleaned.get("headers") or "")
+        secret_headers, secret_problems = parse_header_lines(cleaned.get("secret_headers") or "")
         if problems:
             errors["headers"] = "; ".join(problems) + "."
         elif cleaned.get("bearer_token") and any(n.lower() == "authorization" for n in headers):
             errors["headers"] = "Authorization is already set by the bearer token; remove one of them."
+        if secret_problems:  # the message names lines, never a value
+            errors["secret_headers"] = "; ".join(secret_problems) + "."
+        elif cleaned.get("bearer_token") and any(n.lower() == "authorization" for n in secret_headers):
+            errors["secret_headers"] = "Authorization is already set by the bearer token; remove one of them."
+        elif {n.lower() for n in headers} & {n.lower() for n in secret_headers}:
+            errors["secret_headers"] = "A header is both in the extra headers and in the secret ones; keep one."
         return errors
 
     def __init__(self, config):
@@ -121,12 +131,15 @@ class WebhookAdapter(Adapter):
         self.signing_secret = config.get("signing_secret") or ""
         self.bearer_token = config.get("bearer_token") or ""
         self.extra_headers, _ = parse_header_lines(config.get("headers") or "")
+        secret_headers, _ = parse_header_lines(config.get("secret_headers") or "")
+        self.extra_headers.update(secret_headers)
         self._secrets = [s for s in (self.signing_secret, self.bearer_token) if s]
         parts = urlsplit(self.url)
         if parts.password:
             self._secrets.append(parts.password)
         self._secrets += [v for k, v in parse_qsl(parts.query) if is_secret_name(k) and v]
-        self._secrets += [v for k, v in self.extra_headers.items() if is_secret_name(k) and v]
+        self._secrets += [v for k, v in self.extra_headers.items() if (is_secret_name(k) or k in secret_headers) and v]
+        self._secret_header_names = {k.lower() for k in secret_headers}
         for secret in self._secrets:
             register_secret(secret)
         self.session = requests.Session()
@@ -275,7 +288,7 @@ class WebhookAdapter(Adapter):
         return self._scrub(f"{parts.scheme}://{host}{port}{parts.path or '/'}")
 
     def _request_excerpt(self, headers, body):
-        shown = redact_headers(headers)
+        shown = {k: (REDACTED if k.lower() in self._secret_header_names else v) for k, v in redact_headers(headers).items()}
         lines = [f"POST {self._where()}"] + [f"{k}: {v}" for k, v in shown.items()]
         return self._scrub(excerpt("\n".join(lines) + "\n\n" + _decode(body), EXCERPT_LIMIT))
 

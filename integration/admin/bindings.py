@@ -15,6 +15,7 @@ from django.utils.http import urlencode
 
 from integration.operations import bindings as binding_ops
 from integration.operations import results
+from integration.crypto import SecretDecryptionError
 from integration.admin.forms import binding_form_for, setting_field_names
 from integration.admin.plugins_page import plugins_view
 from integration.models import Account, AdapterBinding
@@ -67,11 +68,25 @@ class AdapterBindingAdmin(admin.ModelAdmin):
         return self.has_change_permission(request, obj) if obj is not None else self.has_add_permission(request)
 
     def _stored_secrets(self, obj):
-        return set((obj.secret_settings or {}).keys()) if obj is not None and obj.pk else set()
+        if obj is None or not obj.pk:
+            return set()
+        try:
+            return set((obj.secret_settings or {}).keys())
+        except SecretDecryptionError:  # the page still opens, to enter them again
+            return set()
+
+    def _secrets_unreadable(self, obj):
+        if obj is None or not obj.pk or not obj.secret_settings_ciphertext:
+            return False
+        try:
+            obj.secret_settings
+        except SecretDecryptionError:
+            return True
+        return False
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         kwargs["form"] = binding_form_for(self._adapter_cls(request, obj), with_settings=self._shows_settings(request, obj),
-                                          stored_secrets=self._stored_secrets(obj))
+                                          stored_secrets=self._stored_secrets(obj), secrets_unreadable=self._secrets_unreadable(obj))
         return super().get_form(request, obj, change=change, **kwargs)
 
     def get_fieldsets(self, request, obj=None):

@@ -3,6 +3,7 @@ import json
 from django import forms
 from django.core.exceptions import ValidationError
 
+from integration import expressions
 from integration.models import Account, AdapterBinding, FeedConfiguration, FilterType
 from integration.vtex import statuses as oms
 
@@ -21,10 +22,19 @@ class AccountForm(forms.ModelForm):
         fields = ["name", "account_name", "environment", "app_key", "app_token", "api_base_url", "active", "paused", "intake_mode", "call_start_handling",
                   "seller_ids", "event_domains"]
 
+    # The token goes wherever these point: a change of destination needs the token typed again,
+    # or anyone allowed to change a store could send the stored token to a host of their own.
+    DESTINATION_FIELDS = ("api_base_url", "environment", "account_name")
+
     def clean(self):
         cleaned = super().clean()
         if not self.instance.pk and not cleaned.get("app_token"):
             self.add_error("app_token", "A new store needs its app token.")
+        elif self.instance.pk and not cleaned.get("app_token"):
+            moved = [self.fields[name].label for name in self.DESTINATION_FIELDS if name in self.changed_data]
+            if moved:
+                self.add_error("app_token", f"{', '.join(str(m) for m in moved)} changed: enter the app token again, "
+                                            "so that the stored one is never sent to a new address.")
         return cleaned
 
     def save(self, commit=True):
@@ -104,24 +114,30 @@ class FeedConfigurationForm(forms.ModelForm):
 
 
 class ExpressionTestForm(forms.Form):
-    expression = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 80}), label="JSONata expression")
+    expression = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 80}), label="JSONata expression",
+                                 max_length=expressions.EXPRESSION_MAX_LENGTH)
     document = forms.CharField(widget=forms.Textarea(attrs={"rows": 18, "cols": 80}), label="Sample order (JSON)",
+                               max_length=expressions.DOCUMENT_MAX_BYTES,
                                help_text="Default: the store's most recent order as VTEX last returned it.")
 
     def clean_expression(self):
-        from integration.expressions import expression_syntax_error
-
         expression = self.cleaned_data["expression"].strip()
-        problem = expression_syntax_error(expression)
+        problem = expressions.expression_syntax_error(expression)
         if problem:
             raise ValidationError(problem)
         return expression
 
     def clean_document(self):
         try:
-            return json.loads(self.cleaned_data["document"])
+            document = json.loads(self.cleaned_data["document"])
+        except RecursionError:
+            raise ValidationError(f"The document is nested more than {expressions.DOCUMENT_MAX_DEPTH} levels deep.") from None
         except ValueError as exc:
             raise ValidationError(f"Not valid JSON: {exc}") from None
+        problem = expressions.document_problem(document)
+        if problem:
+            raise ValidationError(problem)
+        return document
 
 
 # --- adapter bindings: the adapter's own settings form ------------------------------------------------
@@ -133,15 +149,31 @@ def setting_field_name(name):
     return SETTING_PREFIX + name
 
 
-def _setting_form_field(setting, stored_secret):
+class WriteOnlyTextarea(forms.Textarea):
+    """A textarea that never renders a value, not even the one just posted (as PasswordInput)."""
+
+    def format_value(self, value):
+        return None
+
+
+def _is_multiline(help_text):
+    return "per line" in (help_text or "").lower()
+
+
+UNREADABLE_SECRET_NOTE = ("The stored secrets cannot be decrypted (their key is not in HUB_ENCRYPTION_KEYS): "
+                          "enter it again. Saving keeps only the secrets entered here.")
+
+
+def _setting_form_field(setting, stored_secret, unreadable=False):
     label = setting.display_label()
     help_text = setting.help or ""
     required = setting.required and setting.default is None and not setting.secret
     if setting.secret:
-        note = ("Write-only. A value is stored: leave blank to keep it." if stored_secret
+        note = (UNREADABLE_SECRET_NOTE if unreadable else "Write-only. A value is stored: leave blank to keep it." if stored_secret
                 else "Write-only: never shown again once saved.")
-        return forms.CharField(label=label, required=False, strip=True, help_text=f"{help_text} {note}".strip(),
-                               widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}))
+        widget = (WriteOnlyTextarea(attrs={"rows": 3, "cols": 60, "autocomplete": "off"}) if _is_multiline(help_text)
+                  else forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}))
+        return forms.CharField(label=label, required=False, strip=True, help_text=f"{help_text} {note}".strip(), widget=widget)
     if setting.type == "int":
         return forms.IntegerField(label=label, required=required, help_text=help_text)
     if setting.type == "bool":
@@ -153,7 +185,7 @@ def _setting_form_field(setting, stored_secret):
         return forms.ChoiceField(label=label, required=required, choices=choices, help_text=help_text)
     if setting.type == "url":
         widget = forms.URLInput(attrs={"class": "vURLField"})
-    elif "per line" in help_text.lower() or "one per line" in help_text.lower():
+    elif _is_multiline(help_text):
         widget = forms.Textarea(attrs={"rows": 3, "cols": 60})
     else:
         widget = forms.TextInput(attrs={"class": "vTextField"})
@@ -163,6 +195,7 @@ def _setting_form_field(setting, stored_secret):
 
 class BindingFormBase(forms.ModelForm):
     adapter_cls = None  # set by binding_form_for
+    secrets_unreadable = False  # the stored secrets cannot be decrypted: only those entered are kept
 
     actions = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple,
                                         help_text="None checked: every action the adapter supports.")
@@ -214,6 +247,10 @@ class BindingFormBase(forms.ModelForm):
             raw[setting.name] = "" if value is None and setting.type != "int" else value
         cleared = [s.name for s in self.adapter_cls.settings
                    if s.secret and self.cleaned_data.get(setting_field_name(s.name) + CLEAR_SUFFIX)]
+        if self.secrets_unreadable:
+            self.instance.secret_settings = {}  # they cannot be used anyway; what is entered now replaces them
+        elif self._secrets_left_behind(raw, cleared):
+            return
         if cleared:
             self.instance.secret_settings = {k: v for k, v in self.instance.secret_settings.items() if k not in cleared}
         try:
@@ -226,14 +263,36 @@ class BindingFormBase(forms.ModelForm):
                 else:
                     self.add_error(None, message)
 
+    def _secrets_left_behind(self, raw, cleared):
+        """A stored secret follows its URL: when a URL setting changes, every stored secret must
+        be entered again (or cleared) in the same form, or it would go to the new address."""
+        if not self.instance.pk:
+            return False
+        before = dict(self.instance.settings or {})
+        moved = [s for s in self.adapter_cls.settings if s.type == "url" and not s.secret
+                 and (raw.get(s.name) or "") != (before.get(s.name) or "")]
+        if not moved:
+            return False
+        try:
+            stored = set(self.instance.secret_settings or {})
+        except Exception:  # undecryptable: they must be entered again anyway
+            stored = {s.name for s in self.adapter_cls.settings if s.secret}
+        missing = [s for s in self.adapter_cls.settings
+                   if s.secret and s.name in stored and s.name not in cleared and raw.get(s.name) in ("", None)]
+        for setting in missing:
+            self.add_error(setting_field_name(setting.name),
+                           f"{', '.join(m.display_label() for m in moved)} changed: enter this again (or clear it), "
+                           "so that the stored value is never sent to a new address.")
+        return bool(missing)
 
-def binding_form_for(adapter_cls, *, with_settings=True, stored_secrets=()):
+
+def binding_form_for(adapter_cls, *, with_settings=True, stored_secrets=(), secrets_unreadable=False):
     """A form class for bindings of one adapter: the model's fields plus the adapter's settings."""
-    attrs = {"adapter_cls": adapter_cls, "__module__": __name__}
+    attrs = {"adapter_cls": adapter_cls, "__module__": __name__, "secrets_unreadable": secrets_unreadable}
     if adapter_cls is not None and with_settings:
         for setting in adapter_cls.settings:
             name = setting_field_name(setting.name)
-            attrs[name] = _setting_form_field(setting, setting.name in stored_secrets)
+            attrs[name] = _setting_form_field(setting, setting.name in stored_secrets, secrets_unreadable)
             if setting.secret and setting.name in stored_secrets:
                 attrs[name + CLEAR_SUFFIX] = forms.BooleanField(
                     label=f"Clear {setting.display_label().lower()}", required=False,

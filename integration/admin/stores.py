@@ -297,7 +297,8 @@ class AccountAdmin(admin.ModelAdmin):
     def expression_view(self, request, object_id):
         """Try a FromOrders (JSONata) expression on an order: the store's latest, or any pasted JSON."""
         account = self._store_or_404(object_id)
-        if not self.has_view_or_change_permission(request, account):
+        # Change, not view: an evaluation costs a process and up to its time limit.
+        if not self.has_change_permission(request, account):
             raise PermissionDenied
         result, error, evaluated = None, "", False
         if request.method == "POST":

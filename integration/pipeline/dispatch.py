@@ -18,6 +18,7 @@ from django.db.models import F, Min, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from integration.bounds import Unstorable, clean_json, clean_text, max_length_of, storable_text
 from integration.pipeline import breaker
 from integration.pipeline.backoff import delay_after
 from integration.pipeline.leases import new_owner_id, release_lease, take_lease
@@ -174,12 +175,31 @@ def process_claimed_order(order_pk, owner, *, order=None, syncs=None, release=Tr
     report = DispatchReport(orders=1)
     try:
         _process(order_pk, owner, report, order=order, syncs=syncs)
-    except Exception:  # one order's surprise must not take the batch down
+    except Exception as exc:  # one order's surprise must not take the batch down
         log.exception("dispatch of order pk=%s failed unexpectedly", order_pk)
+        _record_unexpected(order_pk, owner, syncs, exc, traceback.format_exc(), report)
     finally:
         if release:
             release_lease(Order.objects.filter(pk=order_pk), owner, **ORDER_LEASE)
     return report
+
+
+def _record_unexpected(order_pk, owner, syncs, exc, tb, report):
+    """An exception dispatch did not anticipate becomes an attempt of every sync it left due:
+    the error and traceback on the attempt, the next try on the backoff schedule, failed at the
+    maximum. Left as it was, the sync stayed due and was claimed again at once, for ever."""
+    error = f"Unexpected error while dispatching the order: {type(exc).__name__}: {exc}"
+    try:
+        due = due_syncs().filter(order_id=order_pk)
+        if syncs is not None:
+            due = due.filter(pk__in=[s.pk for s in syncs])
+        for sync in due.select_related("binding"):
+            running = SyncAttempt.objects.filter(sync=sync, outcome=AttemptOutcome.RUNNING, worker=owner).order_by("-pk").first()
+            attempt = running or SyncAttempt.objects.create(sync=sync, number=sync.attempts + 1, worker=owner)
+            _complete_attempt(attempt, time.monotonic(), AttemptOutcome.TRANSIENT, error=error, tb=tb)
+            _fail_or_retry(sync, error, permanent=False, report=report, counted=True)
+    except Exception:  # the database itself failing: the claim expires and the order is retried
+        log.exception("could not record the unexpected dispatch error of order pk=%s", order_pk)
 
 
 def _process(order_pk, owner, report, *, order=None, syncs=None):
@@ -208,6 +228,13 @@ def _process(order_pk, owner, report, *, order=None, syncs=None):
                 _fail_or_retry(sync, f"Could not fetch the order from VTEX: {exc}", permanent=False, report=report)
             return
         status = str(raw.get("status") or "") if isinstance(raw, dict) else ""
+        try:  # the snapshot and status are stored: VTEX's answer must fit the columns first
+            clean_json(raw, field="The order JSON")
+            clean_text(status, field="The order status", max_length=max_length_of(Order, "vtex_status"))
+        except Unstorable as exc:
+            for sync in syncs:
+                _fail_or_retry(sync, f"VTEX's answer to get order cannot be stored: {exc}", permanent=False, report=report)
+            return
         canceled = order.canceled or status in CANCELED_VTEX_STATUSES
         Order.objects.filter(pk=order.pk).update(snapshot=raw, snapshot_at=Now(), vtex_status=status, canceled=canceled)
         order.snapshot, order.vtex_status, order.canceled = raw, status, canceled
@@ -281,7 +308,7 @@ def _call_adapter(adapter, sync, attempt, started, parsed, raw, report):
         breaker.record_failure(sync.binding)
         return _fail_or_retry(sync, f"{type(exc).__name__}: {exc}", permanent=False, report=report, counted=True)
     breaker.record_success(sync.binding)
-    delivery_reference = str(getattr(delivery, "reference", "") or "")[:200]
+    delivery_reference = storable_text(str(getattr(delivery, "reference", "") or ""))[:200]
     _complete_attempt(attempt, started, AttemptOutcome.SUCCEEDED, request=getattr(delivery, "request_excerpt", ""),
                       response=getattr(delivery, "response_excerpt", "") or getattr(delivery, "detail", ""))
     updated = OrderSync.objects.filter(pk=sync.pk, status=SyncStatus.PENDING).update(
@@ -310,7 +337,7 @@ def _complete_attempt(attempt, started, outcome, *, error="", tb="", request="",
 
 def _fail_or_retry(sync, error, *, permanent, report, counted=False):
     """Record a failed attempt: retry on the backoff schedule, or fail for the operator."""
-    error = redact(error)
+    error = excerpt(error, 4000)  # redacted, bounded, storable
     if not counted:
         SyncAttempt.objects.create(sync=sync, number=sync.attempts + 1, duration_ms=0, error=excerpt(error, 4000),
                                    outcome=AttemptOutcome.PERMANENT if permanent else AttemptOutcome.TRANSIENT)
@@ -324,7 +351,8 @@ def _fail_or_retry(sync, error, *, permanent, report, counted=False):
             notify("sync_failed", sync=SyncInfo.of(row), error=why)
         return
     wait = delay_after(attempts)
-    if pending.update(attempts=attempts, last_error=error, next_attempt_at=Now() + timedelta(seconds=wait)):
+    # updated_at too (update() skips auto_now): the wait is then measured from this attempt.
+    if pending.update(attempts=attempts, last_error=error, next_attempt_at=Now() + timedelta(seconds=wait), updated_at=Now()):
         report.retrying += 1
 
 

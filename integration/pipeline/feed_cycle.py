@@ -197,7 +197,7 @@ def _one_batch(account, client, summary, reader, read_ahead=True):
         reader.start(client.retrieve_feed_items, MAXLOT)
     # Every handle is committed: duplicates and events no rule acts on included (VTEX: failing
     # to commit blocks the feed). Items without a handle cannot be committed, only kept.
-    handles = [e.handle for e in incoming if e.handle]
+    handles = [e.commit_handle or e.handle for e in incoming if e.commit_handle or e.handle]
     client.commit_handles(handles)
     summary.committed += len(handles)
     inbox.mark_committed(account, incoming)

@@ -15,6 +15,7 @@ from django.db.models import F
 from django.db.models.functions import Now
 
 from integration import queueing
+from integration.bounds import Unstorable, clean_json, clean_text, make_storable, max_length_of, storable_text
 from integration.models import FeedEvent
 from integration.pipeline.routing import route_events
 
@@ -61,10 +62,14 @@ class IncomingEvent:
     last_change: str = ""
     current_change: str = ""
     error: str = ""
+    # The handle as VTEX sent it, for the commit: one that cannot be stored (a NUL in it) is
+    # still committed, or VTEX would offer the malformed item again for days.
+    commit_handle: str = ""
 
     def change_key(self, account_id):
         if self.error:
-            digest = hashlib.sha256(json.dumps(self.payload, sort_keys=True, default=str).encode()).hexdigest()
+            payload = make_storable(self.payload)  # hashable whatever arrived (deep, NUL, surrogates)
+            digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode("utf-8", "backslashreplace")).hexdigest()
             return f"{account_id}|malformed|{digest}"
         return make_change_key(account_id, self.order_id, self.state, self.current_change or self.last_change)
 
@@ -73,10 +78,6 @@ FEED_FIELDS = {
     "eventId": "event_id", "handle": "handle", "domain": "domain", "state": "state",
     "lastState": "last_state", "orderId": "order_id", "lastChange": "last_change", "currentChange": "current_change",
 }
-
-
-# The columns these fields are stored in: a longer value is refused visibly, never cut.
-FEED_FIELD_LENGTHS = {"domain": 40, "state": 64, "last_state": 64, "order_id": 64, "last_change": 40, "current_change": 40}
 
 
 def _keys_any_case(item):
@@ -90,22 +91,31 @@ def _keys_any_case(item):
 
 
 def parse_feed_item(item):
-    """A feed item as an IncomingEvent; never raises. Bad items carry `error` and are kept."""
+    """A feed item as an IncomingEvent; never raises. Bad items carry `error` and are kept.
+
+    Every field is checked against its column (length, NUL, lone surrogates) and the payload
+    against the JSON bounds: a value that cannot be stored makes the item malformed, with its raw
+    payload made storable, rather than failing the batch it came in."""
     if not isinstance(item, dict):
-        return IncomingEvent(source="feed", payload=item, error=f"Feed item is a {type(item).__name__}, not an object")
+        return IncomingEvent(source="feed", payload=make_storable(item), error=f"Feed item is a {type(item).__name__}, not an object")
     event = IncomingEvent(source="feed", payload=item)
     fields = _keys_any_case(item)
+    if isinstance(fields.get("handle"), str):
+        event.commit_handle = fields["handle"]
     problems = []
+    try:
+        clean_json(item, field="the item")
+    except Unstorable as exc:
+        problems.append(str(exc))
+        event.payload = make_storable(item)
     for key, attr in FEED_FIELDS.items():
         value = fields.get(key.lower())
         if value is None:
             continue
-        if not isinstance(value, str):
-            problems.append(f"{key} is a {type(value).__name__}, not a string")
-            continue
-        limit = FEED_FIELD_LENGTHS.get(attr)
-        if limit is not None and len(value) > limit:
-            problems.append(f"{key} is {len(value)} characters long, over the {limit} the hub stores")
+        try:
+            value = clean_text(value, field=key, max_length=max_length_of(FeedEvent, attr))
+        except Unstorable as exc:
+            problems.append(str(exc))
             continue
         setattr(event, attr, value)
     for key in ("orderId", "state", "handle"):
@@ -118,6 +128,35 @@ def parse_feed_item(item):
     return event
 
 
+EVENT_TEXT_FIELDS = ("event_id", "handle", "domain", "state", "last_state", "order_id", "last_change", "current_change")
+
+
+def bound_event(event):
+    """Make `event` storable in place: a field or payload that cannot be stored is cleared (the
+    payload kept as storable text) and the event becomes malformed, saying why. For the paths
+    that build events without parse_feed_item or the hook's checks."""
+    problems = []
+    for attr in EVENT_TEXT_FIELDS:
+        value = getattr(event, attr)
+        if not value:
+            continue
+        try:
+            clean_text(value, field=attr, max_length=max_length_of(FeedEvent, attr))
+        except Unstorable as exc:
+            problems.append(str(exc))
+            if attr == "handle" and isinstance(value, str):
+                event.commit_handle = event.commit_handle or value
+            setattr(event, attr, "")
+    try:
+        clean_json(event.payload, field="payload")
+    except Unstorable as exc:
+        problems.append(str(exc))
+        event.payload = make_storable(event.payload)
+    if problems:
+        event.error = storable_text("; ".join(filter(None, [event.error, "Cannot be stored: " + "; ".join(problems)])), 2000)
+    return event
+
+
 @dataclass
 class StoreResult:
     new: int = 0
@@ -127,7 +166,50 @@ class StoreResult:
 
 
 def store_events(account, incoming):
-    """Store a batch in one transaction, deduplicated by change_key, and route the new ones."""
+    """Store a batch in one transaction, deduplicated by change_key, and route the new ones.
+
+    If the batch cannot be stored (a value the database refuses), its items are stored one by
+    one: an item that still fails is kept as malformed, with its raw payload made storable and
+    the database's reason, so one poison item never holds back its neighbours."""
+    try:
+        return _store_batch(account, incoming)
+    except Exception as exc:  # DataError, IntegrityError, UnicodeEncodeError (SQLite), RecursionError...
+        if len(incoming) == 1 and incoming[0].error:
+            raise  # already the fallback form: the database itself is failing
+        first_error = exc
+    log.warning("store=%s: a batch of %s events could not be stored (%s: %s); storing them one by one",
+                account.account_name, len(incoming), type(first_error).__name__, str(first_error)[:300])
+    result = StoreResult()
+    for index, event in enumerate(incoming):
+        try:
+            one = _store_batch(account, [event])
+        except Exception as exc:
+            # The caller's list gets the malformed form, so it is the one marked committed.
+            incoming[index] = event = _as_malformed(event, exc)
+            one = _store_batch(account, [event])
+        result.new += one.new
+        result.duplicate += one.duplicate
+        result.malformed += one.malformed
+        result.new_event_ids += one.new_event_ids
+    return result
+
+
+def _as_malformed(event, exc):
+    return IncomingEvent(
+        source=event.source, payload=make_storable(event.payload), handle=_text_or_empty(event.handle),
+        event_id=_text_or_empty(event.event_id), commit_handle=event.commit_handle or event.handle,
+        error=storable_text(f"The database refused this item: {type(exc).__name__}: {exc}", 1000),
+    )
+
+
+def _text_or_empty(value):
+    try:
+        return clean_text(value, field="value")
+    except Unstorable:
+        return ""
+
+
+def _store_batch(account, incoming):
     by_key, seen = {}, {}
     for event in incoming:
         key = event.change_key(account.pk)

@@ -6,6 +6,7 @@ conflict or failed), so two workers can never both call it.
 import enum
 import logging
 import time
+import traceback
 from datetime import timedelta
 
 from django.conf import settings
@@ -13,6 +14,8 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.db.models.functions import Now
 
 from integration.pipeline.backoff import delay_after
+from integration.bounds import storable_text
+from integration.redaction import excerpt
 from integration.models import DELIVERED_STATUSES, Order, OrderSync, RuleAction, StartHandlingState
 from integration.vtex import errors
 
@@ -104,6 +107,12 @@ def run_start_handling(order, client, *, claimed=False) -> StartHandlingState | 
                 return StartHandlingState.PENDING
             _finish(order, StartHandlingState.FAILED, f"{exc}")
             return StartHandlingState.FAILED
+        except Exception as exc:  # not anticipated: a recorded attempt on the backoff schedule, never a silent re-claim
+            log.exception("start-handling of store=%s order=%s failed unexpectedly", order.account.account_name, order.order_id)
+            attempts = Order.objects.get(pk=order.pk).start_handling_attempts
+            record = f"Unexpected error: {type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+            _reschedule(order, excerpt(record, 3800), delay_after(attempts))
+            return StartHandlingState.PENDING
         else:
             _finish(order, StartHandlingState.DONE, "VTEX answered 204: the order moved to start-handling.", start_handling_at=Now())
             return StartHandlingState.DONE
@@ -144,7 +153,7 @@ def make_stranded_due(limit=500):
 def _record_conflict(order, client, exc):
     """409 OMS003: the order already moved on. Re-read it and say where it is; never retry blindly."""
     try:
-        status = client.get_order(order.order_id).get("status", "?")
+        status = storable_text(str(client.get_order(order.order_id).get("status", "?")))[:64]
         Order.objects.filter(pk=order.pk).update(vtex_status=status)
     except errors.VtexError as read_error:
         status = f"unknown (re-reading the order failed: {read_error})"

@@ -21,4 +21,4 @@ def sync_order(account, order_id, client=None, source=EventSource.SYNC_ORDER):
     )
     if not event.state:
         event.error = "The order has no status"
-    return inbox.take_in(account, [event])
+    return inbox.take_in(account, [inbox.bound_event(event)])

@@ -157,7 +157,10 @@ class VtexClient:
                 return None
             try:
                 return response.json()
-            except ValueError:
+            except RecursionError:  # json's own recursion limit: nested far beyond any VTEX document
+                raise errors.BadResponse(f"{what} with JSON nested too deeply to read", route=route, status=status,
+                                         body=excerpt(response.text, 1000)) from None
+            except ValueError:  # invalid JSON, invalid UTF-8, a number Python will not convert
                 body = excerpt(response.text, 1000)
                 raise errors.BadResponse(f"{what} with a body that is not JSON: {excerpt(response.text, 200)}", route=route, status=status, body=body) from None
         # Only an error needs the (redacted) body: redacting every 8 KB order cost more CPU than the call.
@@ -183,7 +186,7 @@ class VtexClient:
             raise ValueError("maxlot must be between 1 and 10")
         items = self._request("feed_retrieve", "GET", "/api/orders/feed", params={"maxlot": str(int(maxlot))})
         if not isinstance(items, list):
-            raise errors.BadResponse(f"Retrieve feed items answered {type(items).__name__}, not a list", route="feed_retrieve", body=excerpt(json.dumps(items), 500))
+            raise errors.BadResponse(f"Retrieve feed items answered a JSON {type(items).__name__}, not a list", route="feed_retrieve")
         return items
 
     def commit_handles(self, handles):
@@ -194,7 +197,8 @@ class VtexClient:
         data = self._request("feed_config_get", "GET", "/api/orders/feed/config")
         if not isinstance(data, dict):
             raise errors.BadResponse("Feed configuration is not a JSON object", route="feed_config_get")
-        queue = case_insensitive_get(data, "queue") or {}
+        queue = case_insensitive_get(data, "queue")
+        queue = queue if isinstance(queue, dict) else {}
         age = case_insensitive_get(data, "approximateAgeOfOldestMessageInSeconds")
         if age is None:
             age = case_insensitive_get(data, "aproximateAgeOfOldestMessageInSeconds")
@@ -217,7 +221,7 @@ class VtexClient:
     def get_order(self, order_id):
         data = self._request("get_order", "GET", f"/api/oms/pvt/orders/{requests.utils.quote(order_id, safe='')}")
         if not isinstance(data, dict):
-            raise errors.BadResponse("Get order answered something that is not a JSON object", route="get_order")
+            raise errors.BadResponse(f"Get order answered a JSON {type(data).__name__}, not an object", route="get_order")
         return data
 
     def start_handling(self, order_id):
@@ -232,7 +236,10 @@ class VtexClient:
             params["f_status"] = status
         if created_from and created_to:
             params["f_creationDate"] = f"creationDate:[{created_from} TO {created_to}]"
-        return self._request("list_orders", "GET", "/api/oms/pvt/orders", params=params)
+        data = self._request("list_orders", "GET", "/api/oms/pvt/orders", params=params)
+        if data is not None and not isinstance(data, dict):
+            raise errors.BadResponse(f"List orders answered a JSON {type(data).__name__}, not an object", route="list_orders")
+        return data
 
     # --- hook ----------------------------------------------------------------------------------
     def get_hook_configuration(self):

@@ -28,10 +28,11 @@ from django.db.models.functions import Now
 from django.utils import timezone
 from django.http.request import RawPostDataException
 
+from integration.bounds import Unstorable, clean_json, clean_text, max_length_of
 from integration.pipeline import inbox
 from integration.crypto import SecretDecryptionError
 from integration.pipeline.inbox import IncomingEvent
-from integration.models import Account, EventSource
+from integration.models import Account, EventSource, FeedEvent
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,8 @@ MAX_DEPTH = 32  # a notification is two levels deep; anything far deeper is not 
 _ACCOUNT_ID = re.compile(r"[0-9]{1,18}")  # a bigint primary key; more digits would overflow the column
 _NORMALIZED_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{7}Z")
 # Column sizes of FeedEvent (PostgreSQL enforces them; a too-long value would fail the insert).
-MAX_DOMAIN, MAX_ID, MAX_STATE, MAX_TIME = 40, 64, 64, 40
+MAX_DOMAIN, MAX_ID = max_length_of(FeedEvent, "domain"), max_length_of(FeedEvent, "order_id")
+MAX_STATE, MAX_TIME = max_length_of(FeedEvent, "state"), max_length_of(FeedEvent, "last_change")
 MAX_ORIGIN_ACCOUNT, MAX_ORIGIN_KEY = 100, 200
 
 
@@ -137,30 +139,12 @@ def _json_kind(value):
     return "object"
 
 
-def _check_text(text):
-    if "\x00" in text:
-        raise HookRejected(400, "The body contains a NUL character (\\u0000), which cannot be stored.")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise HookRejected(400, "The body contains an unpaired UTF-16 surrogate (\\ud800-\\udfff), which cannot be stored.") from None
-
-
 def _check_storable(data):
-    """Every value must fit both databases: no NUL (PostgreSQL), no lone surrogates, bounded depth."""
-    stack = [(data, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise HookRejected(400, f"The body is nested more than {MAX_DEPTH} levels deep.")
-        if isinstance(value, str):
-            _check_text(value)
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                _check_text(key)
-                stack.append((item, depth + 1))
-        elif isinstance(value, list):
-            stack.extend((item, depth + 1) for item in value)
+    """Every value must fit both databases (the one decision in integration.bounds)."""
+    try:
+        clean_json(data, field="The body", max_depth=MAX_DEPTH, max_bytes=MAX_BODY_BYTES * 4)
+    except Unstorable as exc:
+        raise HookRejected(400, f"The body cannot be stored: {exc.reason}.") from None
 
 
 def decode_json(raw):
@@ -206,9 +190,10 @@ def _text(fields, key, label, max_length, *, required=True):
     value = value.strip()
     if required and not value:
         raise HookRejected(400, f"{label} is empty.")
-    if len(value) > max_length:
-        raise HookRejected(400, f"{label} is longer than {max_length} characters.")
-    return value
+    try:
+        return clean_text(value, field=label, max_length=max_length)
+    except Unstorable as exc:
+        raise HookRejected(400, f"{label} {exc.reason}.") from None
 
 
 def _is_time(value):
@@ -308,4 +293,8 @@ def store_notification(account, event):
     if event.error:
         log.warning("hook for store=%s recorded, not routed: %s", account.account_name, event.error[:300])
         return False
+    if result.malformed:  # the database refused a value the checks let through: kept for the operator
+        raise HookRejected(400, "The notification could not be stored as it is: it is kept as malformed for the operator.")
+    # new_event_ids, not `new`: when a concurrent delivery of the same change won the insert,
+    # `new` may still count it while nothing of ours was inserted.
     return bool(result.new_event_ids)

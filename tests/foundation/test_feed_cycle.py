@@ -223,6 +223,6 @@ def test_an_order_id_over_the_column_length_is_refused_visibly_not_cut(account, 
     summary = run_feed_cycle(account)
     assert summary.ok and summary.malformed == 1 and summary.committed == 2
     bad = FeedEvent.objects.get(handle="h-long")
-    assert bad.error == "Malformed feed item: orderId is 68 characters long, over the 64 the hub stores"
+    assert bad.error == "Malformed feed item: orderId is 68 characters long; at most 64 can be stored"
     assert bad.order_id == "" and bad.payload["orderId"] == long_id  # the whole id is kept in the payload
     assert not FeedEvent.objects.filter(order_id__startswith="9999").exists()

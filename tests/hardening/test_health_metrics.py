@@ -40,3 +40,23 @@ def test_metrics_in_prometheus_text(client, account, vtex, recorder, settings):
     settings.METRICS_TOKEN = "scrape-token-123456"
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-token-123456").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)  # the check runs its own transaction, as in production
+def test_health_reports_a_database_that_cannot_be_written_as_down(client, account):
+    """SELECT 1 answers on a read-only database, while every hook (503) and admin save fails."""
+    from django.db import connection
+
+    assert client.get("/health/").json()["database"] == "ok"
+    sqlite = connection.vendor == "sqlite"
+    with connection.cursor() as cursor:
+        # The connection refuses writes, as a read-only file (SQLite) or a read-only replica does.
+        cursor.execute("PRAGMA query_only = ON" if sqlite else "SET default_transaction_read_only = on")
+    try:
+        response = client.get("/health/")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA query_only = OFF" if sqlite else "SET default_transaction_read_only = off")
+    body = response.json()
+    assert response.status_code == 503 and body["ok"] is False
+    assert body["database"].startswith("cannot write") and "read" in body["database"].lower()

@@ -70,7 +70,7 @@ def test_settings_defaults_and_coercion():
     assert cleaned["timeout"] == 12
     assert "junk" not in cleaned
     assert WebhookAdapter.validate_settings({"url": "http://erp.example.com"})["timeout"] == 30
-    assert WebhookAdapter.secret_setting_names() == {"signing_secret", "bearer_token"}
+    assert WebhookAdapter.secret_setting_names() == {"signing_secret", "bearer_token", "secret_headers"}
 
 
 def test_settings_collect_every_bad_field():
