@@ -30,9 +30,21 @@ def pip_install_target(target, *specs):
 
 
 @pytest.fixture(scope="session")
-def plugin_site(tmp_path_factory):
+def sample_wheels(tmp_path_factory):
+    """The sample packages built once per run: {distribution name: wheel file}."""
+    out = tmp_path_factory.mktemp("plugin-wheels")
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "--no-deps",
+                             "--wheel-dir", str(out), str(SAMPLE), str(BROKEN)], capture_output=True, text=True)
+    if result.returncode:
+        pytest.fail(f"pip wheel failed:\n{result.stdout}\n{result.stderr}")
+    return {"hub-sample-adapter": next(out.glob("hub_sample_adapter-*.whl")),
+            "hub-broken-adapter": next(out.glob("hub_broken_adapter-*.whl"))}
+
+
+@pytest.fixture(scope="session")
+def plugin_site(tmp_path_factory, sample_wheels):
     """A directory holding both sample packages, installed the way pip installs any plugin."""
-    return pip_install_target(tmp_path_factory.mktemp("plugin-site"), SAMPLE, BROKEN)
+    return pip_install_target(tmp_path_factory.mktemp("plugin-site"), *sample_wheels.values())
 
 
 @pytest.fixture(autouse=True)
