@@ -1,4 +1,4 @@
-# The two commands of the README: `make run` and `make test` (docs/contributors/make.md lists the others).
+# The two commands of the README: `make run` and `make test` (docs/contributors/tests.md lists the others).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -49,14 +49,14 @@ test: install
 
 ## Build the documentation (MkDocs, strict: a dead link or a page missing from the nav fails) into site/.
 docs: $(DOCS_STAMP)
-	$(PY) -m mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 
 $(DOCS_STAMP): $(STAMP)
 	@echo "Installing the documentation tools (MkDocs, Material)..."
 	@$(call QUIET_PIP,-e '.[docs]')
 	@touch $(DOCS_STAMP)
 
-## Scale-out check (docs/deployers/scale-out.md): two qclusters (Redis broker, 3 workers each) on a fresh
+## Scale-out check (docs/contributors/reliability.md): two qclusters (Redis broker, 3 workers each) on a fresh
 ## PostgreSQL database deliver 1,000 sandbox orders exactly once. Needs PostgreSQL at HUB_FAULTS_PG_URL
 ## (default postgres://postgres@127.0.0.1:5432/postgres) and redis-server on PATH.
 scale-out: $(STAMP)

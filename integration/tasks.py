@@ -23,7 +23,7 @@ def feed_queue():
     """The django-q2 queue feed cycles go to: FEED_CLUSTER when set, else the main queue.
 
     A second cluster started on that queue runs intake only, so long feed cycles never hold
-    the workers that dispatch needs (README, "Deployment": keeping intake from starving dispatch).
+    the workers that dispatch needs (docs/deployers/processes.md: keeping intake from starving dispatch).
     """
     from django.conf import settings
 
