@@ -12,6 +12,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.http import urlencode
 
+from integration.admin.display import truncated
 from integration import store_operations as ops
 from integration.admin.forms import binding_form_for, setting_field_names
 from integration.admin.plugins_page import plugins_view
@@ -46,10 +47,14 @@ def breaker_badge(binding):
 
 @admin.register(AdapterBinding)
 class AdapterBindingAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "adapter_key", "enabled", "gates_start_handling", "breaker"]
+    list_display = ["binding_name", "adapter_key", "enabled", "gates_start_handling", "breaker"]
     list_filter = ["enabled", "adapter_key", "account"]
     list_select_related = ["account"]
     search_fields = ["name", "adapter_key", "account__name"]
+    @admin.display(description="adapter binding", ordering="name")
+    def binding_name(self, obj):
+        return truncated(str(obj), "22em")
+
     actions = ["check_connection", "pause_bindings", "resume_bindings", "reset_breakers"]
     add_form_template = "admin/integration/adapterbinding/change_form.html"
     change_form_template = "admin/integration/adapterbinding/change_form.html"
