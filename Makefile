@@ -22,6 +22,9 @@ $(PY):
 $(STAMP): $(PY) pyproject.toml
 	@echo "Installing the hub and its dependencies into $(VENV) (about a minute the first time)..."
 	@$(call QUIET_PIP,-e '.[test]')
+	@# Older checkouts installed the tests' sample plugins (one broken on purpose) into .venv: take them out.
+	@if [ -e $(VENV)/.installed-test-plugins ]; then \
+	  $(PIP) uninstall --yes --quiet hub-sample-adapter hub-broken-adapter >/dev/null 2>&1; rm -f $(VENV)/.installed-test-plugins; fi
 	@touch $(STAMP)
 
 # The development env file: DEBUG=true and a secret key of its own, git-ignored, read by the

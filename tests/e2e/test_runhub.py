@@ -101,6 +101,7 @@ def test_sigterm_to_the_leader_stops_every_child_as_ctrl_c_does(tmp_path):
     subprocess.run(manage + ["migrate", "-v0"], env=env, check=True, cwd=ROOT)
     hub = subprocess.Popen(manage + ["runhub", "--port", str(web), "--sandbox-port", str(sandbox)], env=env, cwd=ROOT,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    children = set()
     try:
         banner = ""
         for line in hub.stdout:  # the banner comes once the admin answers
@@ -119,6 +120,9 @@ def test_sigterm_to_the_leader_stops_every_child_as_ctrl_c_does(tmp_path):
     finally:
         if hub.poll() is None:
             hub.kill()
+        for pid in children | descendants(hub.pid):  # never leave a failed run's servers behind
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
     output = hub.stdout.read()
     assert "Stopped." in output and "killing it" not in output, output
     assert took < 8, f"runhub took {took:.1f}s to stop on SIGTERM"
