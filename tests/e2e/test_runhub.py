@@ -118,9 +118,10 @@ def test_sigterm_to_the_leader_stops_every_child_as_ctrl_c_does(tmp_path):
         hub.wait(15)
         took = time.monotonic() - started
     finally:
+        children |= descendants(hub.pid)
         if hub.poll() is None:
             hub.kill()
-        for pid in children | descendants(hub.pid):  # never leave a failed run's servers behind
+        for pid in children:  # never leave a failed run's servers behind
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
     output = hub.stdout.read()
