@@ -7,8 +7,9 @@ a generated SECRET_KEY) as `make` writes it, and nothing exported (no DEBUG, no 
 that exits with an error or prints a traceback fails the test.
 
 - `make run` is started, waited for (its banner), and stopped with Ctrl-C (SIGINT to its group).
-- Commands that would not end (servers) are checked with `--help`; `make` targets that would recurse
-  into this suite or run for many minutes are checked with `make -n` (LONG_MAKE_TARGETS).
+- Commands that would not end (servers, `python -m` tools in LONG_MODULES) are checked with `--help`;
+  `make` targets that would recurse into this suite or run for many minutes are checked with
+  `make -n` (LONG_MAKE_TARGETS).
 - A block that must not run carries `<!-- docs-test: skip (reason) -->` on the line before its fence.
 """
 import os
@@ -28,6 +29,7 @@ SHELL_LANGS = {"sh", "bash", "console", "shell"}
 SKIP_MARK = re.compile(r"<!--\s*docs-test:\s*skip\s*\((?P<reason>[^)]+)\)\s*-->")
 SERVERS = {"runhub", "runserver", "qcluster", "vtex_sandbox", "loopback_erp"}  # manage.py commands that serve
 LONG_MAKE_TARGETS = {"test", "scale-out", "bench"}  # `make -n`: recursion into pytest, or many minutes
+LONG_MODULES = {"hub_bench", "vtex_sandbox", "vtex_sandbox.erp"}  # `python -m` tools that serve or run for minutes
 PYTHONS = {"python", "python3", "python3.11", ".venv/bin/python", ".venv/bin/python3"}
 
 pytestmark = pytest.mark.slow
@@ -156,6 +158,8 @@ def test_documented_command_works_as_written(command, checkout_env):
         words = ["make", "-n", *words[1:]]
     elif len(words) > 2 and words[1] == "manage.py" and words[2] in SERVERS:
         words = [*words, "--help"]
+    elif len(words) > 2 and words[1] == "-m" and words[2] in LONG_MODULES:
+        words = [*words[:3], "--help"]
     result = subprocess.run(words, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
                             stdin=subprocess.DEVNULL)
     output = result.stdout + result.stderr
