@@ -1,8 +1,21 @@
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 from django.db.models.signals import post_migrate
 
 from integration.permissions import ensure_operators_group
 from integration.schedules import ensure_schedules
+
+
+class HubAdminConfig(admin_apps.AdminConfig):
+    """`django.contrib.admin` with the hub's own site as `admin.site` (named in INSTALLED_APPS).
+
+    Here rather than beside the site: INSTALLED_APPS imports this module before the models exist. The
+    site lives outside the integration.admin package so that building it never imports (and
+    registers) the hub's ModelAdmins while `admin.site` is still being set up.
+    """
+
+    default = False  # IntegrationConfig stays this module's app config
+    default_site = "integration.admin_site.HubAdminSite"
 
 
 class IntegrationConfig(AppConfig):

@@ -1,5 +1,19 @@
-"""Tiny helpers that read settings from the environment (healthchecks style)."""
+"""Tiny helpers that read settings from the environment (healthchecks style), and the dev env file."""
 import os
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+
+def load_env_file(path):
+    """Read a dotenv file into os.environ without overriding what the environment already sets.
+
+    Returns the path read, or None when `path` is empty or names no file (production).
+    """
+    if not path or not Path(path).is_file():
+        return None
+    load_dotenv(path, override=False)
+    return Path(path)
 
 
 def env_str(name, default=""):

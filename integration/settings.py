@@ -1,4 +1,9 @@
-"""Settings, all read from the environment. See the README's configuration table."""
+"""Settings, all read from the environment (docs/reference/settings.md lists every one).
+
+A development checkout also has a git-ignored `.env` file, written by `make` with DEBUG=true and a
+generated SECRET_KEY; its values fill in what the real environment does not set. Production has no
+such file (or sets HUB_ENV_FILE to its own), so it still refuses to start without SECRET_KEY.
+"""
 import base64
 import hashlib
 import os
@@ -8,14 +13,16 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from integration.env import env_bool, env_float, env_int, env_list, env_str
+from integration.env import env_bool, env_float, env_int, env_list, env_str, load_env_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+TESTING = "pytest" in sys.modules or env_bool("HUB_TESTING", False)
+# The test run never reads the developer's file: tests set what they need (subprocesses included).
+ENV_FILE = None if TESTING else load_env_file(env_str("HUB_ENV_FILE", str(BASE_DIR / ".env")))
 VAR_DIR = Path(env_str("HUB_VAR_DIR", str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("DEBUG", False)
-TESTING = "pytest" in sys.modules or env_bool("HUB_TESTING", False)
 
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
@@ -37,7 +44,7 @@ if not HUB_ENCRYPTION_KEYS:
     HUB_ENCRYPTION_KEYS = [base64.urlsafe_b64encode(hashlib.sha256(b"vtexhub-secrets:" + SECRET_KEY.encode()).digest()).decode()]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "integration.apps.HubAdminConfig",  # django.contrib.admin, with the hub's site (integration/admin_site.py)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -162,6 +169,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 LANGUAGE_CODE = "en-us"
+FORMAT_MODULE_PATH = ["integration.formats"]  # short dates, so that the admin's lists fit 1400 px
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True

@@ -2,7 +2,7 @@
 """Print the figures of the last scale-out and fault-scenario runs as a Markdown table.
 
 Each run writes `<scenario>.json` into HUB_FAULTS_REPORT_DIR (default var/faults/);
-The README's "Reliability" section quotes this table.
+docs/contributors/reliability.md quotes this table.
 
     .venv/bin/python scripts/faults_report.py [DIR]
 """

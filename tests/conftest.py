@@ -1,6 +1,12 @@
+import os
+
 import pytest
 
 from integration.models import Account
+
+# Subprocesses started by tests never read the developer's .env file (DEBUG=true, their secret key):
+# each test sets what it needs.
+os.environ["HUB_ENV_FILE"] = ""
 
 
 @pytest.fixture(autouse=True)

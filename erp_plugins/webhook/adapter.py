@@ -1,6 +1,6 @@
 """POST each order as signed JSON to an HTTP endpoint the retailer runs (an ERP, iPaaS, ...).
 
-Request (see the README, "The webhook adapter", for how a receiver verifies it):
+Request (see docs/adapters/webhook.md for how a receiver verifies it):
     POST <url>
     Content-Type: application/json
     Idempotency-Key: <stable key per order x action x binding>

@@ -16,6 +16,7 @@ from django.utils.http import urlencode
 from integration.operations import bindings as binding_ops
 from integration.operations import results
 from integration.crypto import SecretDecryptionError
+from integration.admin.display import truncated
 from integration.admin.forms import binding_form_for, setting_field_names
 from integration.admin.plugins_page import plugins_view
 from integration.models import Account, AdapterBinding
@@ -50,10 +51,14 @@ def breaker_badge(binding):
 
 @admin.register(AdapterBinding)
 class AdapterBindingAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "adapter_key", "enabled", "gates_start_handling", "breaker"]
+    list_display = ["binding_name", "adapter_key", "enabled", "gates_start_handling", "breaker"]
     list_filter = ["enabled", "adapter_key", "account"]
     list_select_related = ["account"]
     search_fields = ["name", "adapter_key", "account__name"]
+    @admin.display(description="adapter binding", ordering="name")
+    def binding_name(self, obj):
+        return truncated(str(obj), "22em")
+
     actions = ["check_connection", "pause_bindings", "resume_bindings", "reset_breakers"]
     add_form_template = "admin/integration/adapterbinding/change_form.html"
     change_form_template = "admin/integration/adapterbinding/change_form.html"

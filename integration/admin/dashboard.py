@@ -21,6 +21,7 @@ from django.utils.safestring import mark_safe
 from integration.operations import queries
 from integration.operations import results
 from integration.operations import stores as store_ops
+from integration.admin.display import truncated
 from integration.models import Account, Alert, OrderSync, SyncStatus
 
 HOURS = 24
@@ -54,11 +55,27 @@ class AlertStateFilter(admin.SimpleListFilter):
 class AlertAdmin(admin.ModelAdmin):
     """Read-only: alerts open and recover by themselves (`integration.alerts`)."""
 
-    list_display = ["kind", "subject", "account", "message", "opened_at", "resolved_at", "recovery_message"]
+    list_display = ["kind", "short_subject", "store", "short_message", "opened_at", "resolved_at", "short_recovery"]
     list_filter = [AlertStateFilter, "kind", "account"]
     list_select_related = ["account"]
     search_fields = ["subject", "message"]
     show_full_result_count = False
+
+    @admin.display(description="subject", ordering="subject")
+    def short_subject(self, obj):
+        return truncated(obj.subject, "12em")
+
+    @admin.display(description="store", ordering="account__name")
+    def store(self, obj):
+        return truncated(obj.account.name if obj.account else "", "12em")
+
+    @admin.display(description="message")
+    def short_message(self, obj):
+        return truncated(obj.message, "24em")
+
+    @admin.display(description="recovery")
+    def short_recovery(self, obj):
+        return truncated(obj.recovery_message, "14em")
 
     def has_add_permission(self, request):
         return False

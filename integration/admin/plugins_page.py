@@ -5,6 +5,7 @@ from django.db.models import Count
 from django.template.response import TemplateResponse
 
 from integration.models import AdapterBinding
+from integration.plugins.installation import restart_pending
 from integration.plugins.manager import DISABLE_ENV, get_registry
 
 
@@ -36,5 +37,7 @@ def plugins_view(model_admin, request):
         "disable_env": DISABLE_ENV,
         "missing_adapters": [(key, in_use[key]) for key in missing],
         "show_tracebacks": request.user.is_superuser,
+        # What this process loaded at start versus what is installed now (an install or uninstall since).
+        "restart_pending": restart_pending(registry),
     }
     return TemplateResponse(request, "admin/integration/plugins.html", context)

@@ -12,6 +12,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -24,6 +25,7 @@ from integration.operations import feed_configuration
 from integration.operations import queries
 from integration.operations import results
 from integration.operations import stores as store_ops
+from integration.admin.display import truncated
 from integration.admin.bindings import LEVELS, breaker_badge, can_operate
 from integration.admin.dashboard import dashboard_view
 from integration.admin.forms import AccountForm, ExpressionTestForm, FeedConfigurationForm
@@ -87,7 +89,7 @@ class StoreChangeList(ChangeList):
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
     form = AccountForm
-    list_display = ["name", "state", "last_cycle", "events_24h", "syncs_waiting", "oldest_pending",
+    list_display = ["store_name", "state", "last_cycle", "events_24h", "syncs_waiting", "oldest_pending",
                     "vtex_backlog", last_hook, "alerts"]
     actions = [register_hook, remove_hook, "check_connection", "run_feed_cycle", "pause_stores", "resume_stores",
                "reconcile_stores"]
@@ -175,6 +177,10 @@ class AccountAdmin(admin.ModelAdmin):
         url = reverse("admin:integration_alert_changelist") + "?" + urlencode({"state": "open", "account__id__exact": obj.pk})
         return format_html('<a href="{}" style="color:#b00020;font-weight:bold">{}</a>', url, obj.open_alerts)
 
+    @admin.display(description="name", ordering="name")
+    def store_name(self, obj):
+        return truncated(obj.name, "16em")
+
     # --- actions ---------------------------------------------------------------------------------
     def _each(self, request, queryset, operation):
         for account in queryset.select_related(None).order_by("name"):
@@ -226,6 +232,11 @@ class AccountAdmin(admin.ModelAdmin):
             "expression_url": reverse("admin:integration_account_expression", args=[account.pk]),
             "add_binding_url": reverse("admin:integration_adapterbinding_add") + "?" + urlencode({"account": account.pk}),
             "can_add_binding": self.admin_site._registry[AdapterBinding].has_add_permission(request),
+            "page_actions": [
+                (reverse("admin:integration_account_page_action", args=[account.pk, name]),
+                 name.replace("_", "-"), getattr(self, name).short_description.split(" (")[0])
+                for name in self.PAGE_ACTIONS
+            ] if self.has_operate_permission(request) else [],
         }
 
     def save_related(self, request, form, formsets, change):
@@ -243,7 +254,21 @@ class AccountAdmin(admin.ModelAdmin):
             path("<int:object_id>/feed/push/", view(self.feed_push_view), name="%s_%s_feed_push" % info),
             path("<int:object_id>/feed/load/", view(self.feed_load_view), name="%s_%s_feed_load" % info),
             path("<int:object_id>/feed/expression/", view(self.expression_view), name="%s_%s_expression" % info),
+            path("<int:object_id>/run/<str:action>/", view(self.page_action_view), name="%s_%s_page_action" % info),
         ] + super().get_urls()
+
+    # The list's actions that the store page offers as buttons (the page tells the operator to use them).
+    PAGE_ACTIONS = ("check_connection", "run_feed_cycle", "reconcile_stores")
+
+    def page_action_view(self, request, object_id, action):
+        """Run one of the list's actions on this store alone (POST from a button), then back to its page."""
+        if request.method != "POST" or action not in self.PAGE_ACTIONS:
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_operate_permission(request):
+            raise PermissionDenied
+        account = get_object_or_404(Account, pk=object_id)
+        getattr(self, action)(request, Account.objects.filter(pk=account.pk))
+        return redirect(reverse("admin:integration_account_change", args=[account.pk]))
 
     def dashboard_view(self, request):
         return dashboard_view(self, request)

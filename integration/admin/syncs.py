@@ -23,6 +23,7 @@ from django.utils.text import Truncator
 
 from integration.admin.bindings import LEVELS
 from integration.operations import syncs as sync_ops
+from integration.admin.display import truncated
 from integration.models import (
     Account, AdapterBinding, FailedSync, FeedEvent, HeldSync, Order, OrderSync, RuleAction, StartHandlingState,
     SyncAttempt, SyncStatus,
@@ -152,11 +153,11 @@ class SyncAdminBase(admin.ModelAdmin):
 
     @admin.display(description="store")
     def store(self, obj):
-        return obj.order.account.name
+        return truncated(obj.order.account.name, "12em")
 
     @admin.display(description="adapter")
     def adapter(self, obj):
-        return obj.binding.name or obj.binding.adapter_key
+        return truncated(obj.binding.name or obj.binding.adapter_key, "12em")
 
     @admin.display(description="status")
     def status_label(self, obj):
@@ -165,7 +166,7 @@ class SyncAdminBase(admin.ModelAdmin):
     @admin.display(description="last error / reason")
     def error_excerpt(self, obj):
         text = obj.last_error if obj.status != SyncStatus.HELD else (obj.hold_reason or obj.last_error)
-        return Truncator(text or obj.hold_reason).chars(160)
+        return truncated(Truncator(text or obj.hold_reason).chars(160), "22em")
 
     def changelist_view(self, request, extra_context=None):
         order_admin = self.admin_site._registry.get(Order)
@@ -266,7 +267,7 @@ ORDER_OPERATIONS = {"retry_sync", "resolve_by_hand", "abandon_sync", "retry_star
 
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
-    list_display = ["order_link", "account", "vtex_status", "canceled", "start_handling_state", "created_at"]
+    list_display = ["order_link", "store", "vtex_status", "canceled", "start_handling_state", "created_at"]
     list_display_links = None
     list_filter = ["account", "start_handling_state", "canceled", ("created_at", admin.DateFieldListFilter)]
     list_select_related = ["account"]
@@ -296,6 +297,10 @@ class OrderAdmin(admin.ModelAdmin):
     @admin.display(description="order", ordering="order_id")
     def order_link(self, obj):
         return format_html('<a href="{}">{}</a>', order_url(obj.pk), obj.order_id)
+
+    @admin.display(description="store", ordering="account__name")
+    def store(self, obj):
+        return truncated(obj.account.name, "14em")
 
     def changelist_view(self, request, extra_context=None):
         extra = {"can_sync_order": self.has_change_permission(request), **(extra_context or {})}

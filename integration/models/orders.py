@@ -76,7 +76,7 @@ class Order(models.Model):
 
 class SyncStatus(models.TextChoices):
     PENDING = "pending", "Pending"
-    SUCCEEDED = "succeeded", "Succeeded"
+    SUCCEEDED = "succeeded", "Delivered"  # one word for a successful delivery, in the admin and the docs
     FAILED = "failed", "Failed"
     HELD = "held", "Held for the operator"
     SKIPPED = "skipped", "Skipped"
@@ -143,7 +143,7 @@ class HeldSync(OrderSync):
 
 class AttemptOutcome(models.TextChoices):
     RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
+    SUCCEEDED = "succeeded", "Delivered"  # one word for a successful delivery, in the admin and the docs
     TRANSIENT = "transient", "Transient error"
     PERMANENT = "permanent", "Permanent error"
     SKIPPED = "skipped", "Skipped"

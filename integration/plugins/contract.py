@@ -176,7 +176,7 @@ def coerce_setting(setting, value):
 
 
 class Adapter:
-    """Base class of every ERP/WMS adapter. See "Writing an adapter plugin" in the README."""
+    """Base class of every ERP/WMS adapter. See docs/developers/adapter-plugins.md."""
 
     key: ClassVar[str]
     label: ClassVar[str]

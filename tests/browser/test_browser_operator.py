@@ -117,7 +117,7 @@ def test_operator_sees_a_failure_retries_it_and_resolves_another_by_hand(browser
     page = text(browser)
     assert f"Order {retried}" in page
     sync_box = browser.find_element(By.CSS_SELECTOR, "#syncs .sync")
-    assert "Succeeded" in sync_box.text and "answered HTTP 500" in sync_box.text  # the failed attempt stays in the timeline
+    assert "Delivered" in sync_box.text and "answered HTTP 500" in sync_box.text  # the failed attempt stays in the timeline
     assert len(sync_box.find_elements(By.CSS_SELECTOR, "tr.attempt")) == 2
     assert "done" in browser.find_element(By.ID, "start-handling-state").text
     assert "204" in browser.find_element(By.ID, "start-handling-record").text

@@ -182,8 +182,8 @@ def test_set_up_a_store_from_scratch(browser, login, superuser, sandbox, erp, se
 
     # The dashboard has it too.
     browser.get(browser.base_url + "/admin/")
-    click_id(browser, "dashboard-link")
+    click_through(browser, browser.find_element(By.CSS_SELECTOR, "#content-main #integration-dashboard a"))
     assert "Health dashboard" in browser.title
     section = browser.find_element(By.ID, f"store-{store.pk}")
-    assert "Syncs created in the last 24 h: 1" in section.text and "Succeeded" in section.text
+    assert "Syncs created in the last 24 h: 1" in section.text and "Delivered" in section.text
     assert section.find_element(By.CSS_SELECTOR, "svg.hourly-chart")

@@ -84,3 +84,68 @@ def test_runhub_demo_without_the_sandbox_package_stops_with_a_clear_message(tmp_
     assert "vtex_sandbox" in done.stderr and "HUB_DEMO=false" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "sandbox-state.json").exists()
+
+
+def descendants(pid):
+    """Every live process below `pid` (children in sessions of their own included), from /proc."""
+    found, frontier = set(), [pid]
+    while frontier:
+        parent = frontier.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                kids = [int(k) for k in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            for kid in kids:
+                if kid not in found:
+                    found.add(kid)
+                    frontier.append(kid)
+    return found
+
+
+def alive(pid):
+    try:
+        state = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("State:"))
+    except (OSError, StopIteration):
+        return False
+    return "Z" not in state.split()[1]  # a zombie has exited; only its parent's wait is missing
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads the process tree from /proc (Linux)")
+def test_sigterm_to_the_leader_stops_every_child_as_ctrl_c_does(tmp_path):
+    """A supervisor (systemd, supervisord, docker stop) sends SIGTERM to the leader alone."""
+    web, sandbox = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(HUB_VAR_DIR=str(tmp_path), DEBUG="1", HUB_ADMIN_PASSWORD="runhub-test-password", Q_WORKERS="2")
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    subprocess.run(manage + ["migrate", "-v0"], env=env, check=True, cwd=ROOT)
+    hub = subprocess.Popen(manage + ["runhub", "--port", str(web), "--sandbox-port", str(sandbox)], env=env, cwd=ROOT,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    children = set()
+    try:
+        banner = ""
+        for line in hub.stdout:  # the banner comes once the admin answers
+            banner += line
+            if "Log in as 'admin'" in line:
+                break
+        assert answers(f"http://127.0.0.1:{web}/admin/login/") == 200, banner
+        # The banner is the last thing printed at start-up: after the children's own start-up lines.
+        assert "VTEX order hub running: admin at" in banner
+        children = descendants(hub.pid)
+        assert len(children) >= 3, children  # sandbox, web, qcluster (and qcluster's workers)
+        started = time.monotonic()
+        hub.send_signal(signal.SIGTERM)
+        hub.wait(15)
+        took = time.monotonic() - started
+    finally:
+        children |= descendants(hub.pid)
+        if hub.poll() is None:
+            hub.kill()
+        for pid in children:  # never leave a failed run's servers behind
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    output = hub.stdout.read()
+    assert "Stopped." in output and "killing it" not in output, output
+    assert took < 8, f"runhub took {took:.1f}s to stop on SIGTERM"
+    assert not [pid for pid in children if alive(pid)], "children left running after SIGTERM"

@@ -8,7 +8,7 @@ from tests.faults.harness import MANAGE, PYTHON, Proc, Scenario
 
 FEED_QUEUE = "vtexhub-feed"
 
-# The deployment recipe of the README's "Deployment" section: the feed cluster's settings are the hub's, plus the
+# The deployment recipe of docs/deployers/processes.md: the feed cluster's settings are the hub's, plus the
 # django-q2 queue it listens on (until settings.py reads it from the environment itself).
 OVERLAY = textwrap.dedent('''
     import os

@@ -5,7 +5,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PROD = {"PATH": os.environ["PATH"], "DEBUG": "false", "ALLOWED_HOSTS": "hub.example.com",
+# HUB_ENV_FILE="": no dev env file, as on a server (a dev checkout has one with DEBUG=true).
+PROD = {"PATH": os.environ["PATH"], "HUB_ENV_FILE": "", "DEBUG": "false", "ALLOWED_HOSTS": "hub.example.com",
         "SECRET_KEY": "a-long-random-production-secret-key-for-the-check-0123456789abcdef"}
 
 

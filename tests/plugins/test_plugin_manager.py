@@ -1,8 +1,8 @@
 """Loading plugins (built-ins and entry points), load errors, and per-plugin observer calls.
 
-The entry-point tests need the two fixture packages installed in the virtualenv:
-    pip install ./tests/plugin_packages/hub-sample-adapter ./tests/plugin_packages/hub-broken-adapter
-(the Makefile does it). They fail, not skip, when these are missing.
+The entry-point tests use the two sample packages, pip-installed into a temporary directory on
+sys.path by tests/plugins/conftest.py (never into the virtualenv). They fail, not skip, when these
+cannot be found.
 """
 import importlib.metadata
 import logging
@@ -21,10 +21,7 @@ from integration.plugins.manager import (
 )
 from integration.plugins.parsed_order import parse_order
 
-INSTALL_HINT = (
-    "the test plugin packages are not installed in this virtualenv; run: "
-    "pip install ./tests/plugin_packages/hub-sample-adapter ./tests/plugin_packages/hub-broken-adapter"
-)
+INSTALL_HINT = "the sample plugin packages are not on sys.path (tests/plugins/conftest.py puts them there)"
 
 
 def require_fixture_packages():

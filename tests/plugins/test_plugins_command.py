@@ -16,8 +16,7 @@ def fresh_registry(monkeypatch):
         try:
             importlib.metadata.distribution(dist)
         except importlib.metadata.PackageNotFoundError:
-            pytest.fail(f"{dist} is not installed; run: pip install ./tests/plugin_packages/hub-sample-adapter "
-                        "./tests/plugin_packages/hub-broken-adapter")
+            pytest.fail(f"{dist} is not on sys.path (tests/plugins/conftest.py puts it there)")
     reset_registry()
     yield
     reset_registry()

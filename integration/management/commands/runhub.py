@@ -4,6 +4,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from django.conf import settings
@@ -27,17 +29,28 @@ class Command(BaseCommand):
         parser.add_argument("--sandbox-port", type=int, default=int(os.environ.get("SANDBOX_PORT", 8765)))
 
     def handle(self, *args, port, host, sandbox_port, **options):
+        demo = settings.HUB_DEMO
+        sandbox_env = sandbox_environment() if demo else None  # before anything starts: a clear refusal
+        # Handlers first: a supervisor's SIGTERM during start-up must stop the children started so far
+        # (they run in sessions of their own, so nothing else would), exactly as Ctrl-C does.
+        stopping = {"flag": False}
+
+        def stop(signum, frame):
+            stopping["flag"] = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
         children = []
-        demo = settings.HUB_DEMO
-        sandbox_env = sandbox_environment() if demo else None
         from_env = os.environ.get("HUB_ADMIN_PASSWORD") or None
         password = ensure_admin_user(password=from_env)
+        notes = []
         if demo:
             sandbox_url = f"http://127.0.0.1:{sandbox_port}"
             store = ensure_demo_store(sandbox_url)
             if store:
-                self.stdout.write(f"Created the demo store '{store.name}' with a file_drop adapter writing to {settings.VAR_DIR / 'drop'}")
+                notes.append(f"Created the demo store '{store.name}' with a file_drop adapter writing to {settings.VAR_DIR / 'drop'}")
             # The sandbox keeps its stores and orders in var/ so a restart shows the same demo orders.
             children.append(("sandbox", [sys.executable, "-m", "vtex_sandbox", "--port", str(sandbox_port),
                                          "--account", DEMO_ACCOUNT, "--app-key", DEMO_APP_KEY,
@@ -47,54 +60,85 @@ class Command(BaseCommand):
         children.append(("qcluster", manage + ["qcluster"], None))
 
         procs = []
-        for name, cmd, env in children:
-            procs.append((name, subprocess.Popen(cmd, env=env, start_new_session=True)))
-            if name == "sandbox":
-                time.sleep(1.0)  # let it bind before the first feed cycle
-        # The schedule fires within a minute; a first cycle now lets a newcomer see orders at once.
-        enqueue("integration.tasks.run_feed_cycles")
-        self.stdout.write(self.style.SUCCESS(f"\nVTEX order hub running: admin at http://{host}:{port}/admin/"))
+        try:
+            for name, cmd, env in children:
+                if stopping["flag"]:
+                    break
+                procs.append((name, subprocess.Popen(cmd, env=env, start_new_session=True)))
+                if name == "sandbox":
+                    time.sleep(1.0)  # let it bind before the first feed cycle
+            if not stopping["flag"]:
+                # The schedule fires within a minute; a first cycle now lets a newcomer see orders at once.
+                enqueue("integration.tasks.run_feed_cycles")
+                # The banner comes last, once the admin answers, so the children's start-up lines do not
+                # scroll the URL and the password away.
+                self._wait_until_answering(host, port, procs, stopping)
+                self._banner(host, port, password, from_env, demo, notes)
+            exit_code = 0
+            while not stopping["flag"]:
+                for name, proc in procs:
+                    if proc.poll() is not None:
+                        self.stderr.write(f"{name} exited with code {proc.returncode}; stopping the hub.")
+                        stopping["flag"], exit_code = True, 1
+                        break
+                time.sleep(0.2)
+        finally:
+            self._stop_all(procs)
+        sys.exit(exit_code)
+
+    def _wait_until_answering(self, host, port, procs, stopping, timeout=30):
+        url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/admin/login/"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not stopping["flag"]:
+            if any(proc.poll() is not None for _, proc in procs):
+                return
+            try:
+                with urllib.request.urlopen(url, timeout=1):
+                    return
+            except urllib.error.HTTPError:
+                return  # it answers
+            except OSError:
+                time.sleep(0.2)
+
+    def _banner(self, host, port, password, from_env, demo, notes):
+        lines = ["", *notes]
+        if demo:
+            lines.append("Demo mode: orders from the sandbox appear within two minutes. HUB_DEMO=false turns it off.")
+        lines.append("Ctrl-C stops everything.")
+        self.stdout.write("\n".join(lines))
+        self.stdout.write(self.style.SUCCESS(f"VTEX order hub running: admin at http://{host}:{port}/admin/"))
         if password and from_env:
             self.stdout.write("Log in as 'admin' with the password from HUB_ADMIN_PASSWORD.")
         elif password:
             self.stdout.write(f"Log in as 'admin' with the password: {password}  (shown once; change it in the admin)")
         else:
             self.stdout.write("Log in with your admin user (python manage.py changepassword admin to reset it).")
-        if demo:
-            self.stdout.write("Demo mode: orders from the sandbox appear within two minutes. HUB_DEMO=false turns it off.")
-        self.stdout.write("Ctrl-C stops everything.\n")
-
-        stopping = {"flag": False}
-
-        def stop(signum, frame):
-            stopping["flag"] = True
-
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGTERM, stop)
-        exit_code = 0
-        while not stopping["flag"]:
-            for name, proc in procs:
-                if proc.poll() is not None:
-                    self.stderr.write(f"{name} exited with code {proc.returncode}; stopping the hub.")
-                    stopping["flag"], exit_code = True, 1
-                    break
-            time.sleep(0.5)
-        self._stop_all(procs)
-        sys.exit(exit_code)
+        self.stdout.write("")
+        self.stdout.flush()
 
     def _stop_all(self, procs):
         for name, proc in procs:
             if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGINT)
+                _signal_group(proc, signal.SIGINT)
         deadline = time.monotonic() + GRACE_SECONDS
         for name, proc in procs:
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 self.stderr.write(f"{name} did not stop within {GRACE_SECONDS}s; killing it.")
-                os.killpg(proc.pid, signal.SIGKILL)
+                _signal_group(proc, signal.SIGKILL)
                 proc.wait()
+            # A child that exited may leave processes of its own (qcluster's workers) behind.
+            _signal_group(proc, signal.SIGKILL)
         self.stdout.write("Stopped.")
+
+
+def _signal_group(proc, signum):
+    """Signal the child's whole process group (it was started in a session of its own)."""
+    try:
+        os.killpg(proc.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is gone already
 
 
 def sandbox_environment():

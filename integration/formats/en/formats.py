@@ -1,0 +1,5 @@
+"""Short, unambiguous dates in the admin's lists ("2026-12-02 15:04" instead of "Dec. 2, 2026, 3:04 p.m.")."""
+DATETIME_FORMAT = "Y-m-d H:i"
+SHORT_DATETIME_FORMAT = "Y-m-d H:i"
+DATE_FORMAT = "Y-m-d"
+SHORT_DATE_FORMAT = "Y-m-d"
