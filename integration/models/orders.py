@@ -22,6 +22,7 @@ class Order(models.Model):
     snapshot = models.JSONField(null=True, blank=True, help_text="The last order JSON fetched from VTEX.")
     snapshot_at = models.DateTimeField(null=True, blank=True)
     canceled = models.BooleanField(default=False)
+    canceled_by = models.CharField(max_length=200, blank=True, default="", help_text="Who canceled it through the hub (ERP, operator); blank when VTEX did.")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
