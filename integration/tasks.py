@@ -89,7 +89,25 @@ def dispatch_all_due():
     recovered = recover_stale_work()
     swept = sweep_unrouted()
     line = dispatch(None)
-    return f"{recovered}; swept {swept} unrouted events; {line}"
+    return f"{recovered}; swept {swept} unrouted events; {line}; {send_updates(None)}"
+
+
+def send_updates(account_id=None):
+    """The outbox to VTEX (invoices, tracking, cancels): enqueued when an update is accepted,
+    and run by the scheduled dispatcher for what waited or failed transiently."""
+    from integration.pipeline.outbox import send_due
+
+    try:
+        return send_due(account_id=account_id).line()
+    finally:
+        flush_response_counts()
+
+
+def poll_adapter_updates():
+    """Scheduled: every binding whose adapter can report updates from its ERP is asked for them."""
+    from integration.pipeline.adapter_updates import poll_all
+
+    return poll_all().line()
 
 
 def recover_stale_work():

@@ -23,10 +23,12 @@ from integration.plugins.contract import (
     TransientError,
 )
 from integration.plugins.hookspecs import PROJECT_NAME, hookimpl, hookspec
+from integration.plugins.updates import UPDATE_KINDS, InboundUpdate, UpdateReceipt
 
 __all__ = [
     "ACTIONS", "CANCEL", "SEND", "STATUS", "Adapter", "AdapterError", "Delivery", "PermanentError",
     "Setting", "SettingsError", "TransientError", "PROJECT_NAME", "hookimpl", "hookspec", "hub_version",
+    "UPDATE_KINDS", "InboundUpdate", "UpdateReceipt",
 ]
 
 DISTRIBUTION_NAME = "vtex-order-hub"

@@ -46,7 +46,7 @@ class FakeVtexUpdates(FakeOms):
         with self.lock:
             if self.statuses.get(order_id) not in ("handling", "invoiced"):
                 return 400, {}, json.dumps({"error": {"code": "1", "message": f"Order status is {self.statuses.get(order_id)}"}})
-            self.invoices.setdefault(order_id, {})[body["invoiceNumber"]] = body
+            self.invoices.setdefault(order_id, {})[body["invoiceNumber"]] = dict(body)
             if body["type"] == "Output":
                 self.statuses[order_id] = "invoiced"
         return self._receipt(order_id)
