@@ -15,6 +15,7 @@ from django.utils.http import urlencode
 from integration import store_operations as ops
 from integration.admin.forms import binding_form_for, setting_field_names
 from integration.admin.plugins_page import plugins_view
+from integration.admin.updates import ErpTokenInline
 from integration.models import Account, AdapterBinding
 
 BREAKER_COLOURS = {ops.CLOSED: "#1a7f37", ops.OPEN: "#b00020", ops.HALF_OPEN: "#9a6700"}
@@ -51,6 +52,11 @@ class AdapterBindingAdmin(admin.ModelAdmin):
     list_select_related = ["account"]
     search_fields = ["name", "adapter_key", "account__name"]
     actions = ["check_connection", "pause_bindings", "resume_bindings", "reset_breakers"]
+
+    def get_inlines(self, request, obj):
+        # The binding's ERP API tokens, read-only (issued and revoked on their own page). Shown, not
+        # posted: a read-only inline on POST would only demand a management form of every client.
+        return [ErpTokenInline] if obj is not None and request.method == "GET" else []
     add_form_template = "admin/integration/adapterbinding/change_form.html"
     change_form_template = "admin/integration/adapterbinding/change_form.html"
 
