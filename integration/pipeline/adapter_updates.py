@@ -4,7 +4,8 @@ import logging
 from dataclasses import dataclass, field
 
 from integration.models import AdapterBinding, UpdateSource
-from integration.pipeline.update_intake import DUPLICATE, UpdateRefused, accept_update
+from integration.pipeline.update_intake import DUPLICATE, UpdateRefused, VtexUnavailable, accept_update
+from integration.plugins.contract import TransientError
 from integration.plugins.manager import get_registry
 from integration.plugins.updates import UPDATE_KINDS, InboundUpdate, UpdateReceipt
 from integration.redaction import redact
@@ -25,7 +26,11 @@ class PollReport:
 
 
 def receiver_for(binding):
-    """The `receive` callable handed to `adapter.poll_updates` for this binding."""
+    """The `receive` callable handed to `adapter.poll_updates` for this binding.
+
+    Returns an UpdateReceipt (queued, duplicate, or rejected with the reason); raises
+    TransientError when the hub cannot decide now (VTEX unreachable while it checks an order it
+    never saw): the adapter keeps the update for its next poll."""
     account = binding.account
     who = f"binding {binding.name or binding.adapter_key} (#{binding.pk})"
 
@@ -43,6 +48,10 @@ def receiver_for(binding):
                                      source=UpdateSource.ADAPTER, who=str(detail)[:200])
         except BodyInvalid as exc:
             return UpdateReceipt(False, "rejected", error=f"The body is not VTEX's: {exc}")
+        except VtexUnavailable as exc:
+            # Not a refusal: the hub cannot check the order now. The adapter keeps the update and
+            # offers it again at its next poll.
+            raise TransientError(exc.message) from None
         except UpdateRefused as exc:
             return UpdateReceipt(False, "rejected", error=exc.message)
         status = "duplicate" if accepted.outcome == DUPLICATE else "queued"
