@@ -17,6 +17,8 @@ OMS_STATUSES = SPEC_STATUSES + HELP_CENTER_ONLY
 
 READY_FOR_HANDLING = "ready-for-handling"
 CANCELED = "canceled"
+# A marketplace asks the seller to cancel: the ERP answers through the way back (a cancel update).
+CANCELLATION_REQUESTED = "cancellation-requested"
 CANCELED_STATES = frozenset({"canceled"})
 
 
