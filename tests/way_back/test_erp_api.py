@@ -157,3 +157,20 @@ def test_openapi_document_and_docs_page(client):
     schema = spec["components"]["schemas"]["InvoiceBody"]
     assert set(schema["required"]) >= {"type", "issuanceDate", "invoiceNumber", "invoiceValue", "items"}
     assert client.get("/erp-api/docs").status_code == 200
+
+
+def test_issue_erp_token_command_prints_a_working_token_once(client, binding, handled_order, oms):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    out, err = StringIO(), StringIO()
+    call_command("issue_erp_token", "teststore", "--binding", "ERP", "--name", "SAP", stdout=out, stderr=err)
+    token = out.getvalue().strip()
+    assert token.startswith("vhub_") and token not in err.getvalue()
+    assert ErpToken.objects.get().name == "SAP"
+    assert post(client, f"{BASE}/1001-01/invoice", invoice_body(), token).status_code == 202
+    with pytest.raises(CommandError, match="no adapter binding named"):
+        call_command("issue_erp_token", "teststore", "--binding", "nope", stdout=StringIO(), stderr=StringIO())
+    with pytest.raises(CommandError, match="No store"):
+        call_command("issue_erp_token", "nostore", stdout=StringIO(), stderr=StringIO())
