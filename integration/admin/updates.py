@@ -297,9 +297,3 @@ class ErpTokenAdmin(admin.ModelAdmin):
     def revoke(self, request, queryset):
         count = ops.revoke_tokens(queryset)
         self.message_user(request, f"Revoked {count} token{'s' if count != 1 else ''}.", messages.SUCCESS if count else messages.WARNING)
-
-
-def binding_token_links(binding):
-    """For the binding page: where to issue and revoke its tokens."""
-    return {"issue": reverse("admin:integration_erptoken_add") + f"?binding={binding.pk}",
-            "list": reverse("admin:integration_erptoken_changelist") + f"?binding__id__exact={binding.pk}"}

@@ -172,9 +172,6 @@ class RoutingRule(models.Model):
     def create_defaults(cls, account):
         cls.objects.get_or_create(account=account, state=statuses.READY_FOR_HANDLING, action=RuleAction.SEND)
         cls.objects.get_or_create(account=account, state=statuses.CANCELED, action=RuleAction.CANCEL)
-        # Adapters that take status changes are asked about a marketplace's cancellation request
-        # (it reaches the hub only once the feed or hook filter includes the status).
-        cls.objects.get_or_create(account=account, state=statuses.CANCELLATION_REQUESTED, action=RuleAction.STATUS)
 
     def clean(self):
         if self.state not in statuses.OMS_STATUSES:

@@ -150,7 +150,7 @@ def test_add_a_store_then_edit_it_keeping_the_token(admin_client):
     account = Account.objects.get(app_key="vtexappkey-newstore-ABC")
     assert account.app_token == "new-token-SECRET-1"
     assert account.feed_config.statuses == ["ready-for-handling", "canceled"]
-    assert set(account.rules.values_list("state", flat=True)) == {"ready-for-handling", "canceled", "cancellation-requested"}
+    assert set(account.rules.values_list("state", flat=True)) == {"ready-for-handling", "canceled"}
     page = admin_client.get(reverse("admin:integration_account_change", args=[account.pk])).content.decode()
     assert "new-token-SECRET-1" not in page and 'name="app_token"' in page
     data = change_form_data(admin_client, account)
