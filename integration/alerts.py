@@ -85,10 +85,26 @@ def evaluate_all(now=None):
             set_condition(AlertKind.FEED_BACKLOG, account.account_name, backlog_age > settings.ALERT_FEED_BACKLOG_SECONDS,
                           f"{account.name}: the oldest message in VTEX's feed is {int(backlog_age // 60)} minutes old.",
                           account, "VTEX's feed backlog is back under the threshold.")
+    evaluate_failed_updates()
     for binding in AdapterBinding.objects.select_related("account"):
         set_condition(AlertKind.BREAKER_OPEN, f"binding-{binding.pk}", breaker.is_open(binding, now),
                       f"{binding}: the circuit breaker is open after repeated failures; its syncs are held.", binding.account,
                       "The adapter answers again; the circuit breaker closed.")
+
+
+def evaluate_failed_updates():
+    """A store with updates to VTEX (invoices, tracking, cancels) that failed for good: the order
+    stays un-invoiced in VTEX until someone acts, so it is an alert like a failing feed."""
+    from django.db.models import Count
+
+    from integration.models import UpdateStatus, VtexUpdate
+
+    failed = dict(VtexUpdate.objects.filter(status=UpdateStatus.FAILED).order_by().values_list("account_id").annotate(n=Count("pk")))
+    for account in Account.objects.filter(active=True):
+        n = failed.get(account.pk, 0)
+        set_condition(AlertKind.UPDATES_FAILED, account.account_name, n > 0,
+                      f"{account.name}: {n} update{'s' if n != 1 else ''} to VTEX (invoice, tracking, cancel) failed; see Failed updates.",
+                      account, "No failed update to VTEX any more.")
 
 
 def refresh_feed_backlogs():

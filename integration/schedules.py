@@ -4,6 +4,7 @@ SCHEDULES = [
     # (name, func, minutes)
     ("vtexhub: feed cycle", "integration.tasks.run_feed_cycles", 1),
     ("vtexhub: dispatch due syncs", "integration.tasks.dispatch_all_due", 1),
+    ("vtexhub: poll adapters for updates to VTEX", "integration.tasks.poll_adapter_updates", 1),
     ("vtexhub: re-register hooks", "integration.tasks.reregister_vtex_push", 1440),
     ("vtexhub: reconcile with VTEX's order list", "integration.tasks.reconcile", "RECONCILE_EVERY_MINUTES"),
     ("vtexhub: check alerts", "integration.tasks.check_alerts", 5),

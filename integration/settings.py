@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_q",
+    "ninja",  # the ERP API's Swagger UI, served from its static files
     "integration",
 ]
 

@@ -6,7 +6,7 @@ import functools
 
 from integration import alerts, retention
 from integration.health import flush_response_counts
-from integration.pipeline import dispatch as dispatching, feed_cycle, reconciliation, recovery
+from integration.pipeline import adapter_updates, dispatch as dispatching, feed_cycle, outbox, reconciliation, recovery
 from integration.vtex_push import registration
 
 
@@ -40,6 +40,18 @@ def dispatch(account_id=None):
 def dispatch_all_due():
     """Scheduled every minute: recover stale work, sweep, dispatch what the broker lost or retries made due."""
     return recovery.catch_up()
+
+
+@_flushing_counts
+def send_updates(account_id=None):
+    """The outbox to VTEX (invoices, tracking, cancels): enqueued when an update is accepted; the
+    scheduled dispatcher sends what waited or failed transiently."""
+    return outbox.send_due(account_id=account_id).line()
+
+
+def poll_adapter_updates():
+    """Scheduled: every binding whose adapter can report updates from its ERP is asked for them."""
+    return adapter_updates.poll_all().line()
 
 
 @_flushing_counts

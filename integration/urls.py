@@ -3,11 +3,13 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from integration import views
+from integration.erp_api.api import api as erp_api
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/", admin.site.urls),
     path("hooks/", include("integration.vtex_push.urls")),
+    path("erp-api/", erp_api.urls),
     path("health/", views.health, name="health"),
     path("metrics", views.metrics, name="metrics"),
 ]

@@ -31,7 +31,8 @@ Global:
   long before moving to ``handling`` (0 = immediately).
 
 Route names: feed_retrieve, feed_commit, feed_config_get, feed_config_save, feed_config_delete,
-get_order, list_orders, start_handling, cancel, hook_config_get, hook_config_save, hook_config_delete.
+get_order, list_orders, start_handling, cancel, hook_config_get, hook_config_save, hook_config_delete,
+invoice, invoice_tracking, invoice_delivery.
 """
 import copy
 import random
@@ -41,6 +42,7 @@ ROUTES = (
     "feed_retrieve", "feed_commit", "feed_config_get", "feed_config_save", "feed_config_delete",
     "get_order", "list_orders", "start_handling", "cancel",
     "hook_config_get", "hook_config_save", "hook_config_delete",
+    "invoice", "invoice_tracking", "invoice_delivery",
 )
 ROUTE_FAULTS = ("drop", "rate_limit", "server_error", "slow")
 _RATE_KEYS = ("duplicate", "twin", "partial")

@@ -7,6 +7,9 @@ VTEX routes (headers ``X-VTEX-API-AppKey`` + ``X-VTEX-API-AppToken`` pick the ac
     GET             /api/oms/pvt/orders                  list_orders
     GET             /api/oms/pvt/orders/{id}             get_order
     POST            /api/oms/pvt/orders/{id}/start-handling, /cancel
+    POST            /api/oms/pvt/orders/{id}/invoice                       invoice
+    PATCH           /api/oms/pvt/orders/{id}/invoice/{number}              invoice_tracking
+    PUT             /api/oms/pvt/orders/{id}/invoice/{number}/tracking     invoice_delivery
 
 Each VTEX call: counted in stats -> global latency_ms -> slow -> drop -> rate_limit -> server_error
 -> auth (401) -> the operation.
@@ -38,10 +41,15 @@ ROUTES = [
     (re.compile(r"/api/oms/pvt/orders/?"), {"GET": "list_orders"}),
     (re.compile(_ORDER + r"/start-handling/?"), {"POST": "start_handling"}),
     (re.compile(_ORDER + r"/cancel/?"), {"POST": "cancel"}),
+    # The way back: invoice, tracking number, delivery events.
+    (re.compile(_ORDER + r"/invoice/?"), {"POST": "invoice"}),
+    (re.compile(_ORDER + r"/invoice/(?P<invoice_number>[^/]+)/tracking/?"), {"PUT": "invoice_delivery"}),
+    (re.compile(_ORDER + r"/invoice/(?P<invoice_number>[^/]+)/?"), {"PATCH": "invoice_tracking"}),
     (re.compile(_ORDER + r"/?"), {"GET": "get_order"}),
 ]
 UNAUTHORIZED = {"error": {"code": "1", "message": "Unauthorized access", "exception": None}}
 _BODY_ROUTES = {"feed_commit", "feed_config_save", "hook_config_save", "cancel"}
+_INVOICE_ROUTES = {"invoice", "invoice_tracking", "invoice_delivery"}
 
 
 def _error(status, message, code="1"):
@@ -66,6 +74,7 @@ class SandboxHandler(JsonHandler):
                 if method not in methods:
                     return self.send_json(405, _error(405, f"Method {method} not allowed on {path}"),
                                           {"Allow": ", ".join(methods)})
+                self.invoice_number = match.groupdict().get("invoice_number")
                 return self.vtex(methods[method], match.groupdict().get("order_id"), query)
         return self.send_json(404, _error(404, f"No route for {method} {path}"))
 
@@ -93,7 +102,7 @@ class SandboxHandler(JsonHandler):
         if account is None:
             return self.send_json(401, UNAUTHORIZED)
         body = None
-        if route in _BODY_ROUTES:
+        if route in _BODY_ROUTES or route in _INVOICE_ROUTES:
             try:
                 body = self.json_body()
             except ValueError:
@@ -130,9 +139,19 @@ class SandboxHandler(JsonHandler):
                 return self.send_empty(204)
             if route == "cancel":
                 return self.send_json(200, sb.cancel(key, order_id, body))
+            if route in _INVOICE_ROUTES:
+                return self.send_json(200, self.way_back(route, key, order_id, body))
         except ApiError as exc:
             return self.send_json(exc.status, exc.payload, exc.headers)
         raise AssertionError(route)
+
+    def way_back(self, route, key, order_id, body):
+        sb = self.sandbox
+        if route == "invoice":
+            return sb.invoice(key, order_id, body)
+        if route == "invoice_tracking":
+            return sb.invoice_tracking(key, order_id, self.invoice_number, body)
+        return sb.invoice_delivery(key, order_id, self.invoice_number, body)
 
     # --- control API ------------------------------------------------------------------
     def control(self, method, path, query):

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from .faults import FaultSwitches
 from .feed import DEFAULT_FEED_CONFIG, FeedQueue, filter_passes, parse_feed_config
+from .invoices import InvoicesMixin
 from .hooks import HookDispatcher
 from .orders import STATUS_DESCRIPTIONS, OrderFactory
 from .persistence import FORMAT, StateKeeper
@@ -40,7 +41,7 @@ class Account:
     app_token: str
 
 
-class Sandbox(VtexApiMixin):
+class Sandbox(VtexApiMixin, InvoicesMixin):
     def __init__(self, seed=None, allow_http_hooks=True, hook_max_attempts=4, hook_backoff_s=0.2,
                  state_file=None, save_interval_s=0.5):
         self.seed = seed
@@ -237,6 +238,8 @@ class Sandbox(VtexApiMixin):
             data = record["data"]
             if data["status"] in NOT_CANCELABLE:
                 raise vtex_error(403, "OMS013", f"Order {data['orderId']} cannot be canceled: it is {data['status']}")
+            if self.partially_invoiced(record):
+                raise vtex_error(400, "1", f"Order {data['orderId']} is partially invoiced and cannot be canceled")
             if data["status"] != "canceled":
                 data["cancelReason"] = reason
                 if data["status"] != "cancel":

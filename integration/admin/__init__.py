@@ -1,1 +1,1 @@
-from integration.admin import bindings, dashboard, events, stores, syncs  # noqa: F401  (registers the admin pages)
+from integration.admin import bindings, dashboard, events, stores, syncs, updates  # noqa: F401  (registers the admin pages)

@@ -16,14 +16,14 @@ from django.utils.http import urlencode
 from integration.operations import bindings as binding_ops
 from integration.operations import results
 from integration.crypto import SecretDecryptionError
-from integration.admin.display import truncated
+from integration.admin.display import LEVELS, truncated
 from integration.admin.forms import binding_form_for, setting_field_names
 from integration.admin.plugins_page import plugins_view
+from integration.admin.updates import ErpTokenInline
 from integration.models import Account, AdapterBinding
 from integration.plugins.manager import get_registry
 
 BREAKER_COLOURS = {binding_ops.CLOSED: "#1a7f37", binding_ops.OPEN: "#b00020", binding_ops.HALF_OPEN: "#9a6700"}
-LEVELS = {results.SUCCESS: messages.SUCCESS, results.WARNING: messages.WARNING, results.ERROR: messages.ERROR}
 
 
 def can_operate(request, model):
@@ -60,6 +60,11 @@ class AdapterBindingAdmin(admin.ModelAdmin):
         return truncated(str(obj), "22em")
 
     actions = ["check_connection", "pause_bindings", "resume_bindings", "reset_breakers"]
+
+    def get_inlines(self, request, obj):
+        # The binding's ERP API tokens, read-only (issued and revoked on their own page). Shown, not
+        # posted: a read-only inline on POST would only demand a management form of every client.
+        return [ErpTokenInline] if obj is not None and request.method == "GET" else []
     add_form_template = "admin/integration/adapterbinding/change_form.html"
     change_form_template = "admin/integration/adapterbinding/change_form.html"
 

@@ -1,5 +1,9 @@
-"""List cells that keep a changelist within 1400 px: long names are cut, with the full name on hover."""
+"""List cells that keep a changelist within 1400 px (long names cut, the full name on hover), and
+the message levels of operator actions."""
+from django.contrib import messages
 from django.utils.html import format_html
+
+from integration.operations import results
 
 
 def truncated(text, width="16em"):
@@ -8,3 +12,7 @@ def truncated(text, width="16em"):
     if not text:
         return "—"
     return format_html('<span class="hub-truncate" style="max-width:{}" title="{}">{}</span>', width, text, text)
+
+
+# The admin's message level for an operator action's result level (integration.operations.results).
+LEVELS = {results.SUCCESS: messages.SUCCESS, results.WARNING: messages.WARNING, results.ERROR: messages.ERROR}

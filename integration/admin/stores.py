@@ -30,6 +30,7 @@ from integration.admin.bindings import LEVELS, breaker_badge, can_operate
 from integration.admin.dashboard import dashboard_view
 from integration.admin.forms import AccountForm, ExpressionTestForm, FeedConfigurationForm
 from integration.admin.hook_actions import last_hook, register_hook, remove_hook
+from integration.admin.updates import attach_update_figures, updates_to_vtex
 from integration.models import Account, AdapterBinding, FeedConfiguration, FilterType, RoutingRule
 
 
@@ -84,12 +85,13 @@ class StoreChangeList(ChangeList):
         super().get_results(request)
         # The page's sync figures: one grouped query for every store on the page.
         queries.attach_sync_figures(self.result_list)
+        attach_update_figures(self.result_list)
 
 
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
     form = AccountForm
-    list_display = ["store_name", "state", "last_cycle", "events_24h", "syncs_waiting", "oldest_pending",
+    list_display = ["store_name", "state", "last_cycle", "events_24h", "syncs_waiting", updates_to_vtex, "oldest_pending",
                     "vtex_backlog", last_hook, "alerts"]
     actions = [register_hook, remove_hook, "check_connection", "run_feed_cycle", "pause_stores", "resume_stores",
                "reconcile_stores"]

@@ -21,7 +21,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from integration.admin.bindings import LEVELS
+from integration.admin.display import LEVELS
 from integration.operations import syncs as sync_ops
 from integration.admin.display import truncated
 from integration.models import (
@@ -251,6 +251,20 @@ class HeldSyncAdmin(SyncAdminBase):
 
 
 # --- orders -------------------------------------------------------------------------------------
+def _way_back_context(request, admin_site, order):
+    """The order page's updates to VTEX (invoices, tracking, cancels) and their buttons."""
+    from integration.admin.updates import order_updates
+    from integration.models import VtexUpdate
+
+    update_admin = admin_site._registry.get(VtexUpdate)
+    can_operate = bool(update_admin and update_admin.has_change_permission(request))
+    return {
+        "updates": order_updates(order),
+        "can_operate_updates": can_operate,
+        "enter_invoice_url": reverse("admin:integration_vtexupdate_enter_invoice", args=[order.pk]) if can_operate else "",
+    }
+
+
 class SyncOrderForm(forms.Form):
     account = forms.ModelChoiceField(Account.objects.order_by("name"), label="Store")
     order_id = forms.CharField(label="VTEX order id", max_length=64, help_text="For example 1234567890123-01.")
@@ -366,6 +380,7 @@ class OrderAdmin(admin.ModelAdmin):
             "start_handling_done": order.start_handling_state == StartHandlingState.DONE,
             "operate_url": reverse("admin:integration_order_operate", args=[order.pk]),
             "has_view_permission": True,
+            **_way_back_context(request, self.admin_site, order),
             **(extra_context or {}),
         }
         return TemplateResponse(request, self.change_form_template, context)

@@ -8,3 +8,6 @@ from integration.models.orders import (  # noqa: F401
     SyncAttempt, SyncStatus,
 )
 from integration.models.operations import Alert, AlertKind, VtexResponseCount  # noqa: F401,E402
+from integration.models.updates import (  # noqa: F401,E402
+    ErpToken, FailedUpdate, UpdateAttempt, UpdateKind, UpdateSource, UpdateStatus, VtexUpdate, WaitingFor,
+)

@@ -11,6 +11,7 @@ class AlertKind(models.TextChoices):
     HOOK_SILENT = "hook_silent", "Hook silent"
     FEED_BACKLOG = "feed_backlog", "VTEX feed backlog too old"
     BREAKER_OPEN = "breaker_open", "Circuit breaker open"
+    UPDATES_FAILED = "updates_failed", "Updates to VTEX failed"
 
 
 class Alert(models.Model):

@@ -9,6 +9,7 @@ from django.db.models.functions import Now
 from integration.models import Account, AttemptOutcome, Order, SyncAttempt
 from integration.pipeline.dispatch import dispatch_due
 from integration.pipeline.leases import clear_expired
+from integration.pipeline.outbox import send_due
 from integration.pipeline.routing import sweep_unrouted
 from integration.pipeline.start_handling import make_stranded_due, recover_interrupted
 
@@ -37,8 +38,8 @@ def recover_stale_work():
 
 def catch_up():
     """Every minute: recover stale work, route what was stored and never routed, dispatch
-    whatever the broker lost or retries made due."""
+    whatever the broker lost or retries made due, and send the updates to VTEX that are due."""
     recovered = recover_stale_work()
     swept = sweep_unrouted()
     line = dispatch_due(account_id=None).line()
-    return f"{recovered}; swept {swept} unrouted events; {line}"
+    return f"{recovered}; swept {swept} unrouted events; {line}; {send_due(account_id=None).line()}"

@@ -230,6 +230,20 @@ class VtexClient:
     def cancel_order(self, order_id, reason=""):
         return self._request("cancel", "POST", f"/api/oms/pvt/orders/{requests.utils.quote(order_id, safe='')}/cancel", body={"reason": reason} if reason else None)
 
+    # --- the way back: invoice, tracking number, delivery events -------------------------------
+    def send_invoice(self, order_id, body):
+        """Invoice notification; the same invoiceNumber again overwrites (a new receipt)."""
+        return self._request("invoice", "POST", f"/api/oms/pvt/orders/{requests.utils.quote(order_id, safe='')}/invoice", body=body)
+
+    def send_tracking_number(self, order_id, invoice_number, body):
+        path = f"/api/oms/pvt/orders/{requests.utils.quote(order_id, safe='')}/invoice/{requests.utils.quote(invoice_number, safe='')}"
+        return self._request("invoice_tracking", "PATCH", path, body=body)
+
+    def update_tracking_status(self, order_id, invoice_number, body):
+        path = (f"/api/oms/pvt/orders/{requests.utils.quote(order_id, safe='')}/invoice/"
+                f"{requests.utils.quote(invoice_number, safe='')}/tracking")
+        return self._request("invoice_delivery", "PUT", path, body=body)
+
     def list_orders(self, *, status=None, created_from=None, created_to=None, page=1, per_page=100):
         params = {"page": page, "per_page": per_page, "orderBy": "creationDate,asc"}
         if status:

@@ -35,6 +35,8 @@ CONFIRM_UNKNOWN_LABEL = "I know this status is not in VTEX's lists"
 
 READY_FOR_HANDLING = "ready-for-handling"
 CANCELED = "canceled"
+# A marketplace asks the seller to cancel: the ERP answers through the way back (a cancel update).
+CANCELLATION_REQUESTED = "cancellation-requested"
 CANCELED_STATES = frozenset({"canceled"})
 
 

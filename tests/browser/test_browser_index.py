@@ -10,7 +10,7 @@ from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
 from integration.models import Account, AdapterBinding, Alert, AlertKind, Order, OrderSync, SyncStatus
-from integration.sandbox import Sandbox, SandboxServer
+from vtex_sandbox import Sandbox, SandboxServer
 
 pytestmark = pytest.mark.browser
 

@@ -33,7 +33,8 @@ def test_builtin_plugin_hook_returns_the_adapter():
 
 def test_settings_validation(tmp_path):
     cleaned = FileDropAdapter.validate_settings({"directory": str(tmp_path)})
-    assert cleaned == {"directory": str(tmp_path), "filename_template": "{account}-{order_id}-{action}.json"}
+    assert cleaned == {"directory": str(tmp_path), "filename_template": "{account}-{order_id}-{action}.json",
+                       "inbox_enabled": False, "inbox_directory": "", "inbox_settle_seconds": 2}
     with pytest.raises(SettingsError) as info:
         FileDropAdapter.validate_settings({"directory": "relative/dir", "filename_template": "{order_id}.json"})
     assert set(info.value.errors) == {"directory", "filename_template"}
