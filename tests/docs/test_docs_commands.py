@@ -72,7 +72,15 @@ def commands_of(body):
             continue
         joined.append(pending + line)
         pending = ""
+    carry = ""
     for line in joined:
+        line = carry + line
+        try:
+            shlex.split(line, comments=True)
+        except ValueError:  # a quoted string goes on over the next line (a JSON body, say)
+            carry = line + "\n"
+            continue
+        carry = ""
         for part in re.split(r"\s*(?:&&|;)\s*", line):
             words = shlex.split(part, comments=True)
             if words:
@@ -139,10 +147,10 @@ def test_the_docs_have_commands_to_run():
 
 def test_the_extraction():
     body = ["$ make run   # starts", "DEBUG=1 python manage.py plugins --json \\", "   --strict", "pip install x",
-            "cd /srv && .venv/bin/python manage.py migrate"]
+            "cd /srv && .venv/bin/python manage.py migrate", "curl -d '{", '  "a": 1}\'', "make check"]
     commands = [runnable(list(w)) for w in commands_of(body)]
     assert commands == [({}, ["make", "run"]), ({"DEBUG": "1"}, ["python", "manage.py", "plugins", "--json", "--strict"]),
-                        None, None, ({}, [".venv/bin/python", "manage.py", "migrate"])]
+                        None, None, ({}, [".venv/bin/python", "manage.py", "migrate"]), None, ({}, ["make", "check"])]
 
 
 @pytest.mark.parametrize("command", sorted(DOCUMENTED))
