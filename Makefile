@@ -12,6 +12,8 @@ PORT ?= 8000
 
 # pip's own output goes to var/install.log and is shown only when it fails: `make run` prints a
 # progress line, then the hub's banner, not a hundred lines of install output.
+# $(call) splits its arguments at commas: write the extras' commas as $(comma).
+comma := ,
 QUIET_PIP = mkdir -p var; $(PIP) install --quiet $(1) >var/install.log 2>&1 || { cat var/install.log; exit 1; }
 
 $(PY):
@@ -21,7 +23,7 @@ $(PY):
 
 $(STAMP): $(PY) pyproject.toml
 	@echo "Installing the hub and its dependencies into $(VENV) (about a minute the first time)..."
-	@$(call QUIET_PIP,-e '.[test,amqp,sftp]')
+	@$(call QUIET_PIP,-e '.[test$(comma)amqp$(comma)sftp]')
 	@# Older checkouts installed the tests' sample plugins (one broken on purpose) into .venv: take them out.
 	@if [ -e $(VENV)/.installed-test-plugins ]; then \
 	  $(PIP) uninstall --yes --quiet hub-sample-adapter hub-broken-adapter >/dev/null 2>&1; rm -f $(VENV)/.installed-test-plugins; fi
@@ -30,7 +32,7 @@ $(STAMP): $(PY) pyproject.toml
 # The development env file: DEBUG=true and a secret key of its own, git-ignored, read by the
 # settings (integration/settings.py). Written once; a server has no such file and sets its environment.
 .env:
-	@umask 077; printf '# Development settings for this checkout, written by make (git-ignored).\n# A server sets its own environment instead: see docs/deployers/settings.md.\nDEBUG=true\nSECRET_KEY=%s\n' \
+	@umask 077; printf '# Development settings for this checkout, written by make (git-ignored).\n# A server sets its own environment instead: see docs/reference/settings.md.\nDEBUG=true\nSECRET_KEY=%s\n' \
 	  "$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')" > $@
 	@echo "Wrote $@ (DEBUG=true and a generated SECRET_KEY) for this development checkout."
 
