@@ -8,6 +8,7 @@ and one message per store.
 """
 import json
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
@@ -20,6 +21,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
 
+from integration.demo import DEMO_APP_TOKEN
 from integration import expressions
 from integration.operations import feed_configuration
 from integration.operations import queries
@@ -94,7 +96,7 @@ class AccountAdmin(admin.ModelAdmin):
     list_display = ["store_name", "state", "last_cycle", "events_24h", "syncs_waiting", updates_to_vtex, "oldest_pending",
                     "vtex_backlog", last_hook, "alerts"]
     actions = [register_hook, remove_hook, "check_connection", "run_feed_cycle", "pause_stores", "resume_stores",
-               "reconcile_stores"]
+               "reconcile_stores", "create_test_orders"]
     list_filter = ["active", "paused", "intake_mode"]
     search_fields = ["name", "account_name", "app_key"]
     inlines = [FeedConfigurationInline, RoutingRuleInline, AdapterBindingInline]
@@ -209,6 +211,10 @@ class AccountAdmin(admin.ModelAdmin):
     def reconcile_stores(self, request, queryset):
         self._each(request, queryset, store_ops.reconcile_now)
 
+    @admin.action(description="Create test orders (sandbox stores only)", permissions=["operate"])
+    def create_test_orders(self, request, queryset):
+        self._each(request, queryset, store_ops.create_sandbox_orders)
+
     # --- the store page ------------------------------------------------------------------------------
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None and obj.pk:
@@ -238,7 +244,11 @@ class AccountAdmin(admin.ModelAdmin):
                 (reverse("admin:integration_account_page_action", args=[account.pk, name]),
                  name.replace("_", "-"), getattr(self, name).short_description.split(" (")[0])
                 for name in self.PAGE_ACTIONS
+                if name != "create_test_orders" or store_ops.may_be_sandbox(account)
             ] if self.has_operate_permission(request) else [],
+            # The demo store's credentials are the sandbox's own development values, not a VTEX
+            # secret: shown so a newcomer can call the sandbox with them (docs: the sandbox's README).
+            "demo_credentials": (account.app_key, DEMO_APP_TOKEN) if settings.HUB_DEMO and account.is_demo else None,
         }
 
     def save_related(self, request, form, formsets, change):
@@ -260,7 +270,7 @@ class AccountAdmin(admin.ModelAdmin):
         ] + super().get_urls()
 
     # The list's actions that the store page offers as buttons (the page tells the operator to use them).
-    PAGE_ACTIONS = ("check_connection", "run_feed_cycle", "reconcile_stores")
+    PAGE_ACTIONS = ("check_connection", "run_feed_cycle", "reconcile_stores", "create_test_orders")
 
     def page_action_view(self, request, object_id, action):
         """Run one of the list's actions on this store alone (POST from a button), then back to its page."""

@@ -1,12 +1,14 @@
 """What an operator can do to a store: test its connection, run its feed cycle, pause, resume,
-reconcile.
+reconcile, and (a sandbox store only) create test orders.
 
 Plain functions, called by the admin's actions and views and by tests; each returns a `Result`
 with one message for one store. VTEX errors are caught and told, never raised: an action on ten
 stores reports on each of them. Nothing here holds a database transaction across an HTTP call.
 """
 import logging
+from urllib.parse import urlsplit
 
+import requests
 from django.db.models.functions import Now
 
 from integration import queueing
@@ -120,3 +122,48 @@ def reconcile_now(account):
     if report.truncated:
         text += " The window was cut at 30 pages: lower RECONCILE_LOOKBACK_HOURS and run it again."
     return Result(account.name, WARNING if report.brought_in or report.truncated else SUCCESS, text)
+
+
+TEST_ORDERS = 5
+# VTEX's own hosts: a store pointing at one of these is a real VTEX account, whatever its override.
+VTEX_HOST_SUFFIXES = (".vtexcommercestable.com.br", ".vtexcommercebeta.com.br", ".vtexcommerce.com.br", ".myvtex.com",
+                      ".vtex.com", ".vtex.com.br")
+SANDBOX_TIMEOUT = (3.05, 10)  # seconds: connect, read (the admin waits for this, so it is short)
+
+
+def may_be_sandbox(account):
+    """True when the store's API base URL override points somewhere other than VTEX's own hosts."""
+    host = (urlsplit(account.api_base_url or "").hostname or "").lower()
+    return bool(host) and not any(host.endswith(suffix) or host == suffix[1:] for suffix in VTEX_HOST_SUFFIXES)
+
+
+def create_sandbox_orders(account, count=TEST_ORDERS):
+    """Ask the VTEX sandbox this store points at (`python -m vtex_sandbox`) to create `count`
+    ready-for-handling orders for the store's app key, so an operator sees orders flow.
+
+    Only a store with an API base URL override is asked, and only the sandbox's own control route
+    (`POST /_sandbox/orders`, no credentials): a real VTEX account has no such route, and an order
+    created there would be a real order. The app token never goes with the request.
+    """
+    if not may_be_sandbox(account):
+        return Result(account.name, WARNING, "not a sandbox store: it talks to VTEX itself, where a test order "
+                      "would be a real order.")
+    url = account.api_base_url.rstrip("/") + "/_sandbox/orders"
+    try:
+        response = requests.post(url, json={"app_key": account.app_key, "count": count}, timeout=SANDBOX_TIMEOUT)
+    except requests.RequestException as exc:
+        return Result(account.name, ERROR, f"the sandbox at {account.api_base_url} did not answer ({type(exc).__name__}).")
+    if response.status_code == 404:
+        return Result(account.name, WARNING, f"{account.api_base_url} has no sandbox control API (/_sandbox/orders): "
+                      "this store's API base URL is not a VTEX sandbox.")
+    try:
+        order_ids = response.json()["order_ids"] if response.ok else None
+    except (ValueError, KeyError, TypeError):
+        order_ids = None
+    if not isinstance(order_ids, list):
+        return Result(account.name, ERROR, f"the sandbox answered HTTP {response.status_code}: "
+                      f"{redact(response.text[:300])}")
+    queueing.enqueue_feed_cycle(account.pk)  # the orders reach the feed now; take them in at once
+    return Result(account.name, SUCCESS, f"the sandbox created {len(order_ids)} test order"
+                  f"{'s' if len(order_ids) != 1 else ''} ({', '.join(map(str, order_ids[:5]))}"
+                  f"{', …' if len(order_ids) > 5 else ''}); a feed cycle takes them in now.")
