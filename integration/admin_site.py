@@ -14,7 +14,8 @@ QUEUE_SECTION = "Task queue (django-q2 internals)"
 
 # object_name (lowercase) of every entry of the hub's section, in operator order; the pages that are
 # not models are added by `_hub_pages`. Anything not listed follows, alphabetically.
-OPERATOR_ORDER = ["dashboard", "failedsync", "heldsync", "order", "ordersync", "account", "adapterbinding",
+OPERATOR_ORDER = ["dashboard", "failedsync", "heldsync", "failedupdate", "order", "ordersync", "vtexupdate", "account",
+                  "adapterbinding", "erptoken",
                   "plugins", "alert", "feedevent"]
 
 

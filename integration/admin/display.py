@@ -1,6 +1,7 @@
 """List cells that keep a changelist within 1400 px (long names cut, the full name on hover), and
 the message levels of operator actions."""
 from django.contrib import messages
+from django.urls import reverse
 from django.utils.html import format_html
 
 from integration.operations import results
@@ -16,3 +17,9 @@ def truncated(text, width="16em"):
 
 # The admin's message level for an operator action's result level (integration.operations.results).
 LEVELS = {results.SUCCESS: messages.SUCCESS, results.WARNING: messages.WARNING, results.ERROR: messages.ERROR}
+
+
+def order_url(order_pk, sync_pk=None):
+    """The order page, at one of its syncs when `sync_pk` is given."""
+    url = reverse("admin:integration_order_change", args=[order_pk])
+    return f"{url}#sync-{sync_pk}" if sync_pk else url

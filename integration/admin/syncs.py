@@ -21,13 +21,13 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from integration.admin.display import LEVELS
-from integration.operations import syncs as sync_ops
-from integration.admin.display import truncated
+from integration.admin.display import LEVELS, order_url, truncated
+from integration.admin.updates import order_updates
 from integration.models import (
     Account, AdapterBinding, FailedSync, FeedEvent, HeldSync, Order, OrderSync, RuleAction, StartHandlingState,
-    SyncAttempt, SyncStatus,
+    SyncAttempt, SyncStatus, VtexUpdate,
 )
+from integration.operations import syncs as sync_ops
 from integration.plugins.parsed_order import InvalidOrder, parse_order
 from integration.vtex.errors import VtexError
 
@@ -36,11 +36,6 @@ STATUS_COLOURS = {
     SyncStatus.HELD: "#9a6700", SyncStatus.PENDING: "#0969da", SyncStatus.SKIPPED: "#6e7781",
     SyncStatus.ABANDONED: "#6e7781",
 }
-
-
-def order_url(order_pk, sync_pk=None):
-    url = reverse("admin:integration_order_change", args=[order_pk])
-    return f"{url}#sync-{sync_pk}" if sync_pk else url
 
 
 def status_badge(status, label):
@@ -253,9 +248,6 @@ class HeldSyncAdmin(SyncAdminBase):
 # --- orders -------------------------------------------------------------------------------------
 def _way_back_context(request, admin_site, order):
     """The order page's updates to VTEX (invoices, tracking, cancels) and their buttons."""
-    from integration.admin.updates import order_updates
-    from integration.models import VtexUpdate
-
     update_admin = admin_site._registry.get(VtexUpdate)
     can_operate = bool(update_admin and update_admin.has_change_permission(request))
     return {

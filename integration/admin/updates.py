@@ -15,7 +15,7 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from integration.operations import updates as ops
-from integration.admin.syncs import order_url
+from integration.admin.display import order_url
 from integration.models import ErpToken, FailedUpdate, Order, UpdateAttempt, UpdateStatus, VtexUpdate
 from integration.pipeline.update_intake import UpdateRefused
 from integration.update_bodies import BodyInvalid

@@ -16,8 +16,8 @@ def test_the_index_lists_the_hub_in_operator_order_then_the_task_queue(admin_cli
     apps = admin_client.get(reverse("admin:index")).context["app_list"]
     assert apps[0]["name"] == "VTEX order hub" and apps[-1]["name"] == "Task queue (django-q2 internals)"
     assert [m["name"] for m in apps[0]["models"]] == [
-        "Health dashboard", "Failed syncs", "Held syncs", "Orders", "Order syncs", "Stores", "Adapter bindings",
-        "Installed plugins", "Alerts", "Feed events"]
+        "Health dashboard", "Failed syncs", "Held syncs", "Failed updates to VTEX", "Orders", "Order syncs",
+        "Updates to VTEX", "Stores", "Adapter bindings", "ERP API tokens", "Installed plugins", "Alerts", "Feed events"]
 
 
 def test_the_hub_pages_are_listed_only_to_who_may_open_them(client, django_user_model):

@@ -17,9 +17,10 @@ pytestmark = pytest.mark.browser
 LONG_NAME = "Magazine Luiza Marketplace — Rio Grande do Sul regional fulfilment store (B2B and B2C)"
 APP_KEY = "vtexappkey-indexstore-BROWSER"
 APP_TOKEN = "index-store-token-SECRET-55"
-HUB_ROWS = ["integration-dashboard", "integration-failedsync", "integration-heldsync", "integration-order",
-            "integration-ordersync", "integration-account", "integration-adapterbinding", "integration-plugins",
-            "integration-alert", "integration-feedevent"]
+HUB_ROWS = ["integration-dashboard", "integration-failedsync", "integration-heldsync", "integration-failedupdate",
+            "integration-order", "integration-ordersync", "integration-vtexupdate", "integration-account",
+            "integration-adapterbinding", "integration-erptoken", "integration-plugins", "integration-alert",
+            "integration-feedevent"]
 
 
 @pytest.fixture
