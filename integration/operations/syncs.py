@@ -17,7 +17,7 @@ from integration.models import (
     DELIVERED_STATUSES, Order, OrderSync, RuleAction, StartHandlingState, SyncStatus,
 )
 from integration.operations.results import SUCCESS, Result, plural, rows_changed
-from integration.pipeline.start_handling import refresh_eligibility
+from integration.pipeline.start_handling import call_anyway, gating_abandoned, refresh_eligibility
 from integration.pipeline.sync_order import sync_order
 
 # What an operator may retry or resolve; succeeded, skipped and resolved syncs are final.
@@ -131,10 +131,16 @@ def resolve_delivered_by_hand(queryset, user):
 
 
 def abandon_syncs(queryset, user):
-    """Give up on these syncs. Abandoned is not delivered: start-handling keeps waiting for a gating send."""
+    """Give up on these syncs. Abandoned is not delivered: an order with an abandoned gating send
+    will not get start-handling (a state of its own, decided by `user`) unless called anyway."""
     rows, total, changed = _resolve(queryset, user, SyncStatus.ABANDONED)
     stores = sorted({account_id for _, account_id, _ in rows})
-    return rows_changed("Resolved as abandoned", changed=changed, left_alone=total - changed, stores=stores)
+    wont = 0
+    for chunk in _chunks(sorted({order_pk for _, _, order_pk in rows})):
+        wont += gating_abandoned(chunk, user)
+    note = (f"Start-handling will not be called for {plural(wont, 'order')} (a gating sync abandoned); "
+            f"“Start handling anyway” on the order calls it regardless.") if wont else ""
+    return rows_changed("Resolved as abandoned", changed=changed, left_alone=total - changed, stores=stores, note=note)
 
 
 def start_handling_eligible(queryset):
@@ -168,6 +174,17 @@ def retry_start_handling(queryset):
             f"or not every gating sync delivered yet.") if waiting else ""
     return rows_changed("Start-handling due now", changed=changed, left_alone=total - candidate_count,
                         stores=stores, noun="order", note=note, why_left_alone="already done, claimed or not called")
+
+
+def start_handling_anyway(queryset, user):
+    """Call start-handling for orders where it was not going to happen (a gating sync abandoned):
+    due now and enqueued, recorded as decided by `user`."""
+    total = queryset.count()
+    changed, stores = call_anyway(queryset, user)
+    _enqueue(stores)
+    return rows_changed("Start-handling due now, called anyway", changed=changed, left_alone=total - changed,
+                        stores=stores, noun="order",
+                        why_left_alone="not waiting on an abandoned sync, canceled, or start-handling switched off for the store")
 
 
 def sync_order_now(account, order_id):
