@@ -282,7 +282,7 @@ def _run_sync(sync, order, parsed, raw, owner, report):
             return _skip(sync, "The order was never delivered to this adapter; nothing to cancel.", report)
     wait = breaker.seconds_to_wait(sync.binding)
     if wait:
-        _postpone([sync], wait, "The adapter's circuit breaker is open after repeated failures; waiting for it to close.")
+        _postpone([sync], wait, breaker.POSTPONED)
         report.postponed += 1
         return None
     try:
