@@ -154,6 +154,10 @@ def _why_not_yet(update, order):
             return None
         if order.canceled or order.vtex_status in CANCELED_VTEX_STATUSES:
             return "refuse", "The order is canceled in VTEX; an invoice for it is not sent."
+        if order.start_handling_state == StartHandlingState.ABANDONED:
+            return WaitingFor.START_HANDLING, (
+                "Held until start-handling is done, and the hub will not call it by itself: a gating sync of the "
+                "order was abandoned. “Start handling anyway” on the order page calls it; the invoice follows.")
         return WaitingFor.START_HANDLING, (
             f"Held until start-handling is done: VTEX takes an invoice only for an order in handling "
             f"(start-handling is now '{order.get_start_handling_state_display()}'). It is sent as soon as it is done.")

@@ -22,3 +22,4 @@ def test_retry_now_makes_the_update_due_and_enqueues_the_outbox(account, handled
     assert calls == [("integration.tasks.send_updates", (account.pk,))]
     row = VtexUpdate.objects.annotate(now=Now()).get(pk=update.pk)
     assert row.status == UpdateStatus.QUEUED and row.attempts == 0 and row.next_attempt_at <= row.now
+
