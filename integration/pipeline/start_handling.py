@@ -175,10 +175,12 @@ def call_anyway(queryset, user):
     rows = list(queryset.filter(start_handling_state=StartHandlingState.ABANDONED, canceled=False,
                                 account__call_start_handling=True).values_list("pk", "account_id"))
     name = user.get_username() if user is not None else "an operator"
-    changed = Order.objects.filter(pk__in=[pk for pk, _ in rows], start_handling_state=StartHandlingState.ABANDONED).update(
-        start_handling_state=StartHandlingState.PENDING, start_handling_due_at=Now(), start_handling_attempts=0,
-        start_handling_record=f"Called anyway by {name}, although a gating sync was abandoned.",
-        start_handling_decided_by=user if user is not None and user.pk else None)
+    pks, changed = [pk for pk, _ in rows], 0
+    for start in range(0, len(pks), 500):  # each UPDATE's IN (...) well under every database's parameter limit
+        changed += Order.objects.filter(pk__in=pks[start:start + 500], start_handling_state=StartHandlingState.ABANDONED).update(
+            start_handling_state=StartHandlingState.PENDING, start_handling_due_at=Now(), start_handling_attempts=0,
+            start_handling_record=f"Called anyway by {name}, although a gating sync was abandoned.",
+            start_handling_decided_by=user if user is not None and user.pk else None)
     return changed, sorted({account_id for _, account_id in rows})
 
 
