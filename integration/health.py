@@ -111,7 +111,7 @@ def metrics_text():
     out += ["# HELP vtexhub_oldest_pending_sync_age_seconds Age of the oldest pending sync.", "# TYPE vtexhub_oldest_pending_sync_age_seconds gauge"]
     oldest = OrderSync.objects.filter(status=SyncStatus.PENDING).aggregate(m=Min("created_at"))["m"]
     out.append(_line("vtexhub_oldest_pending_sync_age_seconds", int((timezone.now() - oldest).total_seconds()) if oldest else 0))
-    out += ["# HELP vtexhub_start_handling Orders by start-handling state.", "# TYPE vtexhub_start_handling gauge"]
+    out += ["# HELP vtexhub_start_handling Orders by start-handling state (abandoned: will not be called, a gating sync was abandoned).", "# TYPE vtexhub_start_handling gauge"]
     for row in Order.objects.values("start_handling_state").annotate(n=Count("id")).order_by():
         out.append(_line("vtexhub_start_handling", row["n"], state=row["start_handling_state"]))
     out += ["# HELP vtexhub_feed_cycle_seconds Duration of each store's last feed cycle.", "# TYPE vtexhub_feed_cycle_seconds gauge",

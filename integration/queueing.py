@@ -58,9 +58,16 @@ def enqueue_feed_cycle(account_id, *, task_name=None):
     enqueue(FEED_CYCLE_TASK, account_id, **options)
 
 
-def enqueue_dispatch(account_id=None):
-    # Intake calls this for every batch; one queued dispatch per store is enough, the rest
-    # would only wait in the queue to find nothing due.
+def enqueue_dispatch(account_id=None, *, dedupe=True):
+    """Ask for a dispatch of the store's due work.
+
+    Intake calls this for every batch; one queued dispatch per store every 2 s is enough, the
+    rest would only wait in the queue to find nothing due. An operator's "Retry now" passes
+    `dedupe=False`: a dispatch queued a moment earlier may already have looked and found nothing,
+    and the retried work would then wait for the scheduled dispatcher (a minute)."""
+    if not dedupe:
+        enqueue(DISPATCH_TASK, account_id)
+        return
     try:
         first = cache.add(f"vtexhub:dispatch-queued:{account_id}", 1, timeout=2)
     except Exception as exc:  # the cache is Redis, and Redis is down: the batch is stored, so

@@ -268,7 +268,7 @@ class SyncOrderForm(forms.Form):
         return value
 
 
-ORDER_OPERATIONS = {"retry_sync", "resolve_by_hand", "abandon_sync", "retry_start_handling"}
+ORDER_OPERATIONS = {"retry_sync", "resolve_by_hand", "abandon_sync", "retry_start_handling", "start_handling_anyway"}
 
 
 @admin.register(Order)
@@ -283,7 +283,7 @@ class OrderAdmin(admin.ModelAdmin):
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
     sortable_by = ["created_at"]
-    actions = ["retry_start_handling"]
+    actions = ["retry_start_handling", "start_handling_anyway"]
     change_list_template = "admin/integration/order/change_list.html"
     change_form_template = "admin/integration/order/change_form.html"
 
@@ -317,6 +317,11 @@ class OrderAdmin(admin.ModelAdmin):
         outcome = sync_ops.retry_start_handling(queryset)
         self.message_user(request, outcome.message, LEVELS[outcome.level])
 
+    @admin.action(description="Start handling anyway", permissions=["change"])
+    def start_handling_anyway(self, request, queryset):
+        outcome = sync_ops.start_handling_anyway(queryset, request.user)
+        self.message_user(request, outcome.message, LEVELS[outcome.level])
+
     def get_urls(self):
         info = self.opts.app_label, self.opts.model_name
         return [
@@ -331,7 +336,7 @@ class OrderAdmin(admin.ModelAdmin):
             return HttpResponseNotAllowed(["GET", "HEAD"])
         if not str(object_id).isdigit():
             raise Http404("No such order.")
-        order = get_object_or_404(Order.objects.select_related("account"), pk=object_id)
+        order = get_object_or_404(Order.objects.select_related("account", "start_handling_decided_by"), pk=object_id)
         if not self.has_view_or_change_permission(request, order):
             raise PermissionDenied
         sync_admin = self.admin_site._registry.get(OrderSync)
@@ -369,6 +374,10 @@ class OrderAdmin(admin.ModelAdmin):
             "can_operate_syncs": can_operate_syncs,
             "can_retry_start_handling": (self.has_change_permission(request, order)
                                          and order.start_handling_state in sync_ops.RETRYABLE_START_HANDLING),
+            "can_start_handling_anyway": (self.has_change_permission(request, order)
+                                          and order.start_handling_state == StartHandlingState.ABANDONED
+                                          and not order.canceled and order.account.call_start_handling),
+            "start_handling_abandoned": order.start_handling_state == StartHandlingState.ABANDONED,
             "start_handling_done": order.start_handling_state == StartHandlingState.DONE,
             "operate_url": reverse("admin:integration_order_operate", args=[order.pk]),
             "has_view_permission": True,
@@ -392,6 +401,11 @@ class OrderAdmin(admin.ModelAdmin):
             if not self.has_change_permission(request, order):
                 raise PermissionDenied
             outcome = sync_ops.retry_start_handling(Order.objects.filter(pk=order.pk))
+            anchor = ""
+        elif op == "start_handling_anyway":
+            if not self.has_change_permission(request, order):
+                raise PermissionDenied
+            outcome = sync_ops.start_handling_anyway(Order.objects.filter(pk=order.pk), request.user)
             anchor = ""
         else:
             sync_admin = self.admin_site._registry.get(OrderSync)

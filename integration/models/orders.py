@@ -13,6 +13,9 @@ class StartHandlingState(models.TextChoices):
     CONFLICT = "conflict", "Conflict (order had moved on)"
     FAILED = "failed", "Failed"
     SKIPPED = "skipped", "Not called"
+    # A gating send was abandoned by an operator: start-handling waits for every gating send to
+    # be delivered, so it will not be called unless an operator calls it anyway.
+    ABANDONED = "abandoned", "Not going to happen (a gating sync was abandoned)"
 
 
 class Order(models.Model):
@@ -38,6 +41,9 @@ class Order(models.Model):
     start_handling_attempts = models.PositiveIntegerField(default=0)
     start_handling_at = models.DateTimeField(null=True, blank=True)
     start_handling_record = models.TextField(blank=True, default="")
+    start_handling_decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False,
+        help_text="The operator who decided start-handling's fate by hand: abandoned a gating sync, or called it anyway.")
     pii_scrubbed_at = models.DateTimeField(null=True, blank=True, editable=False, help_text="When customer data was removed from the snapshot.")
 
     class Meta:

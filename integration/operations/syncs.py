@@ -17,7 +17,8 @@ from integration.models import (
     DELIVERED_STATUSES, Order, OrderSync, RuleAction, StartHandlingState, SyncStatus,
 )
 from integration.operations.results import SUCCESS, Result, plural, rows_changed
-from integration.pipeline.start_handling import refresh_eligibility
+from integration.pipeline import breaker
+from integration.pipeline.start_handling import call_anyway, gating_abandoned, refresh_eligibility
 from integration.pipeline.sync_order import sync_order
 
 # What an operator may retry or resolve; succeeded, skipped and resolved syncs are final.
@@ -35,8 +36,10 @@ def _chunks(seq, size=CHUNK):
 
 
 def _enqueue(account_ids):
+    """A dispatch per store, now: never folded into one queued a moment ago, which may already
+    have looked for due work and found none."""
     for account_id in sorted(set(account_ids)):
-        queueing.enqueue_dispatch(account_id)
+        queueing.enqueue_dispatch(account_id, dedupe=False)
 
 
 def _actionable_rows(queryset):
@@ -47,6 +50,17 @@ def _actionable_rows(queryset):
     )
 
 
+def _probe_open_breakers(queryset):
+    """A retry is the operator saying the ERP is back: an open circuit breaker would otherwise keep
+    the retried syncs waiting (up to BREAKER_OPEN_SECONDS). Its next call goes out now as a probe."""
+    bindings = set(queryset.filter(status__in=ACTIONABLE).values_list("binding_id", flat=True).distinct())
+    probed = breaker.probe_now(bindings) if bindings else 0
+    if not probed:
+        return ""
+    return (f"The circuit breaker of {plural(probed, 'adapter')} was open: the next call goes out now as a probe; "
+            f"if it fails too, the breaker opens again.")
+
+
 def retry_syncs(queryset):
     """Retry now: failed, held or pending syncs become pending and due now, with a fresh attempt count.
 
@@ -54,6 +68,7 @@ def retry_syncs(queryset):
     """
     total = queryset.count()
     rows = _actionable_rows(queryset)
+    note = _probe_open_breakers(queryset) if rows else ""
     changed = 0
     with transaction.atomic():
         for chunk in _chunks([pk for pk, _, _ in rows]):
@@ -61,7 +76,7 @@ def retry_syncs(queryset):
                 status=SyncStatus.PENDING, attempts=0, ready_checks=0, next_attempt_at=Now(), finished_at=None)
     stores = sorted({account_id for _, account_id, _ in rows})
     _enqueue(stores)
-    return rows_changed("Retrying now", changed=changed, left_alone=total - changed, stores=stores)
+    return rows_changed("Retrying now", changed=changed, left_alone=total - changed, stores=stores, note=note)
 
 
 def retry_matching(queryset, *, per_minute=None):
@@ -76,6 +91,7 @@ def retry_matching(queryset, *, per_minute=None):
     step = max(math.ceil(per_minute / 60), math.ceil(len(rows) / MAX_STAGGER_STEPS), 1)
     changed = 0
     base = None  # the database's "now", read back from the first row written with Now()
+    breaker_note = _probe_open_breakers(queryset) if rows else ""  # before the update: the filter may be "failed"
     with transaction.atomic():
         for start in range(0, len(rows), step):
             offset = timedelta(minutes=start / per_minute)
@@ -92,6 +108,7 @@ def retry_matching(queryset, *, per_minute=None):
     _enqueue(stores)
     minutes = (len(rows) - 1) / per_minute if rows else 0
     note = f"Released at {per_minute} a minute: the last one is due in about {_duration(minutes)}." if len(rows) > 1 else ""
+    note = f"{note} {breaker_note}".strip()
     return rows_changed("Retrying all matching", changed=changed, stores=stores, note=note)
 
 
@@ -131,10 +148,16 @@ def resolve_delivered_by_hand(queryset, user):
 
 
 def abandon_syncs(queryset, user):
-    """Give up on these syncs. Abandoned is not delivered: start-handling keeps waiting for a gating send."""
+    """Give up on these syncs. Abandoned is not delivered: an order with an abandoned gating send
+    will not get start-handling (a state of its own, decided by `user`) unless called anyway."""
     rows, total, changed = _resolve(queryset, user, SyncStatus.ABANDONED)
     stores = sorted({account_id for _, account_id, _ in rows})
-    return rows_changed("Resolved as abandoned", changed=changed, left_alone=total - changed, stores=stores)
+    wont = 0
+    for chunk in _chunks(sorted({order_pk for _, _, order_pk in rows})):
+        wont += gating_abandoned(chunk, user)
+    note = (f"Start-handling will not be called for {plural(wont, 'order')} (a gating sync abandoned); "
+            f"“Start handling anyway” on the order calls it regardless.") if wont else ""
+    return rows_changed("Resolved as abandoned", changed=changed, left_alone=total - changed, stores=stores, note=note)
 
 
 def start_handling_eligible(queryset):
@@ -168,6 +191,17 @@ def retry_start_handling(queryset):
             f"or not every gating sync delivered yet.") if waiting else ""
     return rows_changed("Start-handling due now", changed=changed, left_alone=total - candidate_count,
                         stores=stores, noun="order", note=note, why_left_alone="already done, claimed or not called")
+
+
+def start_handling_anyway(queryset, user):
+    """Call start-handling for orders where it was not going to happen (a gating sync abandoned):
+    due now and enqueued, recorded as decided by `user`."""
+    total = queryset.count()
+    changed, stores = call_anyway(queryset, user)
+    _enqueue(stores)
+    return rows_changed("Start-handling due now, called anyway", changed=changed, left_alone=total - changed,
+                        stores=stores, noun="order",
+                        why_left_alone="not waiting on an abandoned sync, canceled, or start-handling switched off for the store")
 
 
 def sync_order_now(account, order_id):

@@ -5,7 +5,7 @@ from django.db.models.functions import Now
 from integration.models import ErpToken, UpdateSource, UpdateStatus, VtexUpdate
 from integration.operations.results import rows_changed
 from integration.pipeline.update_intake import accept_update
-from integration.queueing import enqueue
+from integration import queueing
 
 RETRYABLE = (UpdateStatus.FAILED, UpdateStatus.HELD, UpdateStatus.QUEUED, UpdateStatus.ABANDONED)
 RESOLVABLE = (UpdateStatus.FAILED, UpdateStatus.HELD, UpdateStatus.QUEUED)
@@ -34,8 +34,8 @@ def retry_updates(queryset):
     changed = VtexUpdate.objects.filter(pk__in=queryset.values("pk"), status__in=RETRYABLE).update(
         status=UpdateStatus.QUEUED, attempts=0, next_attempt_at=Now(), waiting_for="", hold_reason="",
         resolved_by=None, resolved_at=None)
-    for account_id in stores:
-        enqueue("integration.tasks.send_updates", account_id)
+    for account_id in stores:  # sent within seconds, not when the scheduled dispatcher next runs
+        queueing.enqueue("integration.tasks.send_updates", account_id)
     return rows_changed("Retrying now", changed=changed, left_alone=total - changed, stores=stores, noun="update",
                         why_left_alone=WHY_LEFT_ALONE)
 

@@ -12,7 +12,10 @@ from django.db.models import F, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from integration.models import AdapterBinding
+from integration.models import AdapterBinding, OrderSync, SyncStatus
+
+# What a sync postponed by an open breaker says: on closing, the breaker makes those syncs due again.
+POSTPONED = "The adapter's circuit breaker is open after repeated failures; waiting for it to close."
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
 
@@ -52,8 +55,20 @@ def record_failure(binding):
 
 
 def record_success(binding):
-    AdapterBinding.objects.filter(pk=binding.pk).exclude(breaker_failures=0, breaker_open_until__isnull=True).update(
-        breaker_failures=0, breaker_open_until=None)
+    """The ERP answered: close the breaker, and make the syncs it postponed due now, not when
+    their postponement ends."""
+    if AdapterBinding.objects.filter(pk=binding.pk).exclude(breaker_failures=0, breaker_open_until__isnull=True).update(
+            breaker_failures=0, breaker_open_until=None):
+        OrderSync.objects.filter(binding_id=binding.pk, status=SyncStatus.PENDING, last_error=POSTPONED,
+                                 next_attempt_at__gt=Now()).update(next_attempt_at=Now())
+
+
+def probe_now(binding_ids):
+    """An operator retried syncs of these bindings: an open breaker becomes half-open, so the
+    next call goes out now as its probe (a failure opens it again, a success closes it).
+    Returns how many breakers were open."""
+    return AdapterBinding.objects.filter(pk__in=list(binding_ids), breaker_failures__gte=settings.BREAKER_THRESHOLD,
+                                         breaker_open_until__gt=Now()).update(breaker_open_until=Now())
 
 
 def is_open(binding, now=None):

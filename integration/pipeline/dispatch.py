@@ -21,6 +21,7 @@ from django.utils import timezone
 from integration.bounds import Unstorable, clean_json, clean_text, max_length_of, storable_text
 from integration.pipeline import breaker
 from integration.pipeline.backoff import delay_after
+from integration.pipeline.failure_log import log_failed_delivery
 from integration.pipeline.leases import new_owner_id, release_lease, take_lease
 from integration.models import (
     AttemptOutcome, Order, OrderSync, RuleAction, StartHandlingState, SyncAttempt, SyncStatus,
@@ -193,7 +194,7 @@ def _record_unexpected(order_pk, owner, syncs, exc, tb, report):
         due = due_syncs().filter(order_id=order_pk)
         if syncs is not None:
             due = due.filter(pk__in=[s.pk for s in syncs])
-        for sync in due.select_related("binding"):
+        for sync in due.select_related("binding", "order__account"):
             running = SyncAttempt.objects.filter(sync=sync, outcome=AttemptOutcome.RUNNING, worker=owner).order_by("-pk").first()
             attempt = running or SyncAttempt.objects.create(sync=sync, number=sync.attempts + 1, worker=owner)
             _complete_attempt(attempt, time.monotonic(), AttemptOutcome.TRANSIENT, error=error, tb=tb)
@@ -210,6 +211,8 @@ def _process(order_pk, owner, report, *, order=None, syncs=None):
     account = order.account
     installed = get_registry().adapters
     syncs = [s for s in syncs if s.binding.adapter_key in installed]
+    for sync in syncs:
+        sync.order = order  # the order (and its store) in memory: a failure's log line costs no query
     syncs.sort(key=lambda s: (ACTION_ORDER.get(s.action, 9), s.pk))
     client = client_for(account)
     if syncs:
@@ -279,7 +282,7 @@ def _run_sync(sync, order, parsed, raw, owner, report):
             return _skip(sync, "The order was never delivered to this adapter; nothing to cancel.", report)
     wait = breaker.seconds_to_wait(sync.binding)
     if wait:
-        _postpone([sync], wait, "The adapter's circuit breaker is open after repeated failures; waiting for it to close.")
+        _postpone([sync], wait, breaker.POSTPONED)
         report.postponed += 1
         return None
     try:
@@ -347,6 +350,7 @@ def _fail_or_retry(sync, error, *, permanent, report, counted=False):
         why = error if permanent else f"{error} (gave up after {attempts} attempts)"
         if pending.update(status=SyncStatus.FAILED, attempts=attempts, last_error=why, finished_at=Now(), next_attempt_at=None):
             report.failed += 1
+            _log_failure(sync, attempts, "permanent" if permanent else "failed", None, error)
             row = OrderSync.objects.select_related("order__account", "binding").get(pk=sync.pk)
             notify("sync_failed", sync=SyncInfo.of(row), error=why)
         return
@@ -354,6 +358,14 @@ def _fail_or_retry(sync, error, *, permanent, report, counted=False):
     # updated_at too (update() skips auto_now): the wait is then measured from this attempt.
     if pending.update(attempts=attempts, last_error=error, next_attempt_at=Now() + timedelta(seconds=wait), updated_at=Now()):
         report.retrying += 1
+        _log_failure(sync, attempts, "transient", timezone.now() + timedelta(seconds=wait), error)
+
+
+def _log_failure(sync, attempts, outcome, next_attempt, error):
+    binding = sync.binding
+    log_failed_delivery(store=sync.order.account.account_name, order=sync.order.order_id,
+                        adapter=f"{binding.adapter_key}#{binding.pk} {binding.name}".strip(), action=sync.action,
+                        attempt=attempts, outcome=outcome, next_attempt=next_attempt, error=error)
 
 
 def _skip(sync, reason, report):

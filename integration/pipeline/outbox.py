@@ -22,11 +22,13 @@ from datetime import timedelta
 from django.conf import settings
 from django.db.models import Exists, F, OuterRef, Q
 from django.db.models.functions import Now
+from django.utils import timezone
 
 from integration.models import (
     AttemptOutcome, Order, StartHandlingState, UpdateAttempt, UpdateKind, UpdateStatus, VtexUpdate, WaitingFor,
 )
 from integration.pipeline.backoff import delay_after
+from integration.pipeline.failure_log import log_failed_delivery
 from integration.pipeline.leases import new_owner_id
 from integration.pipeline.update_intake import CANCELED_VTEX_STATUSES, INVOICED_STATUSES, order_is_invoiced
 from integration.pipeline.vtex_access import client_for
@@ -152,6 +154,10 @@ def _why_not_yet(update, order):
             return None
         if order.canceled or order.vtex_status in CANCELED_VTEX_STATUSES:
             return "refuse", "The order is canceled in VTEX; an invoice for it is not sent."
+        if order.start_handling_state == StartHandlingState.ABANDONED:
+            return WaitingFor.START_HANDLING, (
+                "Held until start-handling is done, and the hub will not call it by itself: a gating sync of the "
+                "order was abandoned. “Start handling anyway” on the order page calls it; the invoice follows.")
         return WaitingFor.START_HANDLING, (
             f"Held until start-handling is done: VTEX takes an invoice only for an order in handling "
             f"(start-handling is now '{order.get_start_handling_state_display()}'). It is sent as soon as it is done.")
@@ -193,6 +199,7 @@ def send_one(update, client, owner, report):
         if _mine(update, owner).update(status=UpdateStatus.QUEUED, claimed_by="", claimed_until=None, last_error=redact(str(exc)),
                                        next_attempt_at=Now() + timedelta(seconds=exc.retry_after)):
             report.postponed += 1
+            _log_failure(update, update.attempts + 1, "transient", exc.retry_after, str(exc))
         return
     except errors.VtexError as exc:
         message = _vtex_message(exc)
@@ -253,9 +260,11 @@ def _retry_or_fail(update, owner, error, report):
     attempts = update.attempts + 1
     if attempts >= settings.SYNC_MAX_ATTEMPTS:
         return _finish_failed(update, owner, f"{error} (gave up after {attempts} attempts)", report)
+    wait = delay_after(attempts)
     if _mine(update, owner).update(status=UpdateStatus.QUEUED, attempts=attempts, last_error=error, claimed_by="", claimed_until=None,
-                                   next_attempt_at=Now() + timedelta(seconds=delay_after(attempts))):
+                                   next_attempt_at=Now() + timedelta(seconds=wait)):
         report.retrying += 1
+        _log_failure(update, attempts, "transient", wait, error)
 
 
 def _finish_failed(update, owner, error, report, *, record_attempt=False, answer=""):
@@ -268,5 +277,11 @@ def _finish_failed(update, owner, error, report, *, record_attempt=False, answer
         fields["vtex_answer"] = excerpt(redact(answer), 4000)
     if _mine(update, owner).update(**fields):
         report.failed += 1
-        log.warning("update to VTEX failed store=%s order=%s kind=%s: %s", update.account.account_name, update.order.order_id,
-                    update.kind, error[:300])
+        _log_failure(update, update.attempts + 1, "failed", None, error)
+
+
+def _log_failure(update, attempt, outcome, wait, error):
+    """`wait`: seconds to the next attempt, None when it failed for the operator."""
+    log_failed_delivery(store=update.account.account_name, order=update.order.order_id, adapter="vtex", action=update.kind,
+                        attempt=attempt, outcome=outcome, error=error,
+                        next_attempt=None if wait is None else timezone.now() + timedelta(seconds=wait))

@@ -16,7 +16,7 @@ from django.db.models.functions import Now
 from integration.pipeline.backoff import delay_after
 from integration.bounds import storable_text
 from integration.redaction import excerpt
-from integration.models import DELIVERED_STATUSES, Order, OrderSync, RuleAction, StartHandlingState
+from integration.models import DELIVERED_STATUSES, Order, OrderSync, RuleAction, StartHandlingState, SyncStatus
 from integration.vtex import errors
 
 log = logging.getLogger(__name__)
@@ -148,6 +148,40 @@ def make_stranded_due(limit=500):
         .select_related("account").order_by("pk")[:limit]
     )
     return sum(1 for order in stranded if refresh_eligibility(order).became_due)
+
+
+def gating_abandoned(order_pks, user):
+    """Orders of `order_pks` with an abandoned gating send: start-handling will not happen.
+
+    Start-handling is called only once every gating send is delivered, and an abandoned send
+    never will be; left pending, the order would look as if it were still waiting. Only orders
+    still waiting (pending, not yet due) change, by one conditional update. Returns how many.
+    """
+    abandoned = OrderSync.objects.filter(order=OuterRef("pk"), action=RuleAction.SEND,
+                                         binding__gates_start_handling=True, status=SyncStatus.ABANDONED)
+    name = user.get_username() if user is not None else "an operator"
+    record = (f"Will not be called: a gating sync was abandoned by {name}, and start-handling waits for every "
+              f"gating adapter to accept the order. “Start handling anyway” calls it regardless.")
+    return Order.objects.filter(pk__in=list(order_pks), start_handling_state=StartHandlingState.PENDING,
+                                start_handling_due_at__isnull=True).filter(Exists(abandoned)).update(
+        start_handling_state=StartHandlingState.ABANDONED, start_handling_record=record,
+        start_handling_decided_by=user if user is not None and user.pk else None)
+
+
+def call_anyway(queryset, user):
+    """Start-handling that will not happen (a gating sync abandoned) becomes due now, decided by
+    `user`: the operator knows the ERP has the order. Canceled orders, and stores with
+    start-handling switched off, are left alone. Returns (orders changed, their stores' pks)."""
+    rows = list(queryset.filter(start_handling_state=StartHandlingState.ABANDONED, canceled=False,
+                                account__call_start_handling=True).values_list("pk", "account_id"))
+    name = user.get_username() if user is not None else "an operator"
+    pks, changed = [pk for pk, _ in rows], 0
+    for start in range(0, len(pks), 500):  # each UPDATE's IN (...) well under every database's parameter limit
+        changed += Order.objects.filter(pk__in=pks[start:start + 500], start_handling_state=StartHandlingState.ABANDONED).update(
+            start_handling_state=StartHandlingState.PENDING, start_handling_due_at=Now(), start_handling_attempts=0,
+            start_handling_record=f"Called anyway by {name}, although a gating sync was abandoned.",
+            start_handling_decided_by=user if user is not None and user.pk else None)
+    return changed, sorted({account_id for _, account_id in rows})
 
 
 def _record_conflict(order, client, exc):

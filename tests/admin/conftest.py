@@ -43,7 +43,7 @@ def operator_client(client, operator):
 def enqueued(monkeypatch):
     """enqueue_dispatch calls, recorded instead of sent to the broker."""
     calls = []
-    monkeypatch.setattr("integration.queueing.enqueue_dispatch", lambda account_id=None: calls.append(account_id))
+    monkeypatch.setattr("integration.queueing.enqueue_dispatch", lambda account_id=None, dedupe=True: calls.append(account_id))
     return calls
 
 

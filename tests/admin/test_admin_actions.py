@@ -48,7 +48,8 @@ def test_mark_resolved_delivered_by_hand_and_abandon(admin_client, admin_user, f
     _, msgs = run_action(admin_client, "failedsync", "resolve_delivered_by_hand", [first.pk])
     assert msgs == ["Resolved as delivered by hand: 1 sync in 1 store. Start-handling is now due for 1 order."]
     _, msgs = run_action(admin_client, "failedsync", "resolve_abandon", [second.pk])
-    assert msgs == ["Resolved as abandoned: 1 sync in 1 store."]
+    assert msgs == ["Resolved as abandoned: 1 sync in 1 store. Start-handling will not be called for 1 order "
+                    "(a gating sync abandoned); “Start handling anyway” on the order calls it regardless."]
     first.refresh_from_db()
     second.refresh_from_db()
     assert (first.status, first.resolved_by) == (SyncStatus.DELIVERED_BY_HAND, admin_user)

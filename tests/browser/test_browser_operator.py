@@ -170,3 +170,33 @@ def test_an_operator_viewing_a_store_sees_no_token(browser, login, store, operat
     click_link(browser, "Stores")
     click_link(browser, "Ops store")
     assert APP_TOKEN not in browser.page_source
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_abandoned_order_says_start_handling_will_not_happen_and_can_be_called_anyway(browser, login, operator, sandbox, erp, store, settings):
+    settings.SYNC_MAX_ATTEMPTS = 1
+    settings.DISPATCH_CONCURRENCY = 1
+    [order_id] = sandbox.create_orders(APP_KEY, 1)
+    erp.fail_with(500)
+    assert run_feed_cycle(store).ok
+    assert dispatch_due(budget=10).failed == 1
+
+    # The ERP got the order another way; the operator abandons the sync on the order page.
+    login("olga", "olga-password-123")
+    click_link(browser, "Orders")
+    click_link(browser, order_id)
+    browser.find_element(By.CSS_SELECTOR, "#syncs button[value=abandon_sync]").click()
+    assert "Start-handling will not be called for 1 order" in browser.find_element(By.CSS_SELECTOR, "ul.messagelist").text
+    section = browser.find_element(By.ID, "start-handling").text
+    assert "Not going to happen" in section and "will not be called for this order" in section
+    assert browser.find_element(By.ID, "start-handling-decided-by").text == "olga"
+    assert not browser.find_elements(By.CSS_SELECTOR, "button[value=retry_start_handling]")
+
+    # Then decides VTEX should move it on after all.
+    browser.find_element(By.CSS_SELECTOR, "button[value=start_handling_anyway]").click()
+    assert "called anyway: 1 order" in browser.find_element(By.CSS_SELECTOR, "ul.messagelist").text
+    dispatch_due(budget=10)
+    browser.refresh()
+    assert "done" in browser.find_element(By.ID, "start-handling-state").text
+    assert browser.find_element(By.ID, "start-handling-decided-by").text == "olga"
+    assert sandbox.stats()["start_handling_ok"] == {order_id: 1} and erp.received == []

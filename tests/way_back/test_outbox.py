@@ -128,3 +128,15 @@ def test_a_paused_store_sends_nothing(account, handled_order, oms):
     accept(account, "invoice", invoice_body())
     account.set_paused(True)
     assert send_due(budget=10).sent == 0 and oms.calls == []
+
+
+def test_an_invoice_for_an_order_whose_start_handling_will_not_happen_says_how_to_unblock_it(account, oms):
+    oms.add("1001-01", "ready-for-handling")
+    Order.objects.create(account=account, order_id="1001-01", vtex_status="ready-for-handling",
+                         start_handling_state=StartHandlingState.ABANDONED)
+    invoice = accept(account, "invoice", invoice_body())
+    send_due(budget=10)
+    invoice.refresh_from_db()
+    assert invoice.status == UpdateStatus.HELD and oms.calls == []
+    assert "will not call it by itself" in invoice.hold_reason and "Start handling anyway" in invoice.hold_reason
+    assert "as soon as it is done" not in invoice.hold_reason
