@@ -92,6 +92,7 @@ class Invoicer:
         self.pending = {}      # (name, mtime_ns) -> _Pending
         self.finished = set()  # (name, mtime_ns) answered, refused or not an order file
         self.invoiced = []     # order ids the hub accepted an invoice for (202 or 200)
+        self.last_problem = None
         # Straight to the hub: an environment proxy would not reach a hub on loopback.
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -99,7 +100,7 @@ class Invoicer:
         print(f"demo ERP: {text}", file=self.out, flush=True)
 
     def scan(self, now=None):
-        """Note new order files, then answer the due ones (at most PER_SCAN). Returns how many were answered."""
+        """Note new order files, then answer the due ones (at most PER_SCAN). Returns how many it tried."""
         now = time.monotonic() if now is None else now
         wall = time.time()
         try:
@@ -121,11 +122,13 @@ class Invoicer:
                 self.pending[key] = _Pending(due=now + max(0.0, self.delay - max(0.0, wall - stat.st_mtime)))
         answered = 0
         for key in sorted((k for k, p in self.pending.items() if p.due <= now), key=lambda k: self.pending[k].due)[:PER_SCAN]:
-            self._answer(key, self.pending[key], now)
             answered += 1
+            if not self._answer(key, self.pending[key], now):
+                break  # the hub is not answering: the other files wait for the next scan
         return answered
 
     def _answer(self, key, pending, now):
+        """Answer one file; False when the hub did not answer (the file is tried again later)."""
         name = key[0]
         try:
             if pending.bodies is None:
@@ -150,10 +153,14 @@ class Invoicer:
             pause = RETRY_PAUSES[min(pending.failures, len(RETRY_PAUSES) - 1)]
             pending.failures += 1
             pending.due = now + pause
-            self.say(f"{name}: {exc}; trying again in {pause} s")
-            return
+            if str(exc) != self.last_problem:  # once per outage, not once per file and try
+                self.say(f"{exc}; trying again")
+                self.last_problem = str(exc)
+            return False
+        self.last_problem = None
         del self.pending[key]
         self.finished.add(key)
+        return True
 
     def _read(self, name):
         path = os.path.join(self.drop, name)

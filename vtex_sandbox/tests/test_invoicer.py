@@ -4,6 +4,7 @@ records every call); tests/e2e/test_runhub.py runs it against the real hub."""
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -117,6 +118,23 @@ def test_the_hub_not_answering_is_retried_and_a_refusal_is_not(sb, hub_api, tmp_
     assert "refused the invoice: 400" in capsys.readouterr().out
     calls = len(hub_api.attempts)
     assert invoicer.scan(now=now + 200) == 0 and len(hub_api.attempts) == calls
+
+
+def test_while_the_hub_is_down_it_says_so_once_and_tries_one_file_a_scan(sb, tmp_path, capsys):
+    for order_id in sb.create_orders(APP_KEY, 3):
+        drop_file(tmp_path, sb.order(APP_KEY, order_id))
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        nobody = f"http://127.0.0.1:{s.getsockname()[1]}"
+    invoicer = Invoicer(tmp_path, nobody, "vhub_test-token", delay=0)
+    now = time.monotonic()
+    assert invoicer.scan(now=now) == 1
+    assert invoicer.scan(now=now + 1) == 1
+    assert invoicer.scan(now=now + 2) == 1
+    assert invoicer.scan(now=now + 100) == 1
+    out = capsys.readouterr().out
+    assert out.count("the hub does not answer") == 1, out
+    assert len(invoicer.pending) == 3 and invoicer.invoiced == []
 
 
 def test_the_command_needs_a_token_and_stops_on_sigterm(sb, erp, tmp_path):
