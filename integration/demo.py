@@ -46,7 +46,7 @@ def demo_erp_access():
 
     Only a token's hash is stored, so each start issues a new one for the demo ERP it starts and
     revokes the previous start's: the list of tokens on the demo binding does not grow."""
-    binding = (AdapterBinding.objects.filter(account__is_demo=True, account__account_name=DEMO_ACCOUNT,
+    binding = (AdapterBinding.objects.filter(account__is_demo=True, account__active=True, account__account_name=DEMO_ACCOUNT,
                                              adapter_key="file_drop", enabled=True).order_by("pk").first())
     directory = (binding.settings or {}).get("directory") if binding else None
     if not directory:

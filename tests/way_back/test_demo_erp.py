@@ -3,7 +3,7 @@ through the ERP API (served by live_server), and VTEX gets the invoice, then the
 import pytest
 
 from integration.demo import DEMO_ERP_TOKEN_NAME, demo_erp_access, ensure_demo_store
-from integration.models import AdapterBinding, ErpToken, Order, StartHandlingState, UpdateSource, VtexUpdate
+from integration.models import Account, AdapterBinding, ErpToken, Order, StartHandlingState, UpdateSource, VtexUpdate
 from integration.models.updates import hash_token
 from integration.pipeline.outbox import send_due
 from integration.plugins import parse_order
@@ -22,6 +22,9 @@ def test_each_start_issues_a_fresh_demo_token_and_revokes_the_last(settings, tmp
     tokens = ErpToken.objects.filter(name=DEMO_ERP_TOKEN_NAME)
     assert [t.token_hash for t in tokens if t.active] == [hash_token(second)]
     assert not tokens.get(token_hash=hash_token(first)).active
+    # A retired demo store (inactive) gets no demo ERP.
+    Account.objects.filter(account_name="demostore").update(active=False)
+    assert demo_erp_access() is None
 
 
 @pytest.mark.django_db(transaction=True)
