@@ -4,11 +4,13 @@ import secrets
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
-from integration.models import Account, AdapterBinding
+from integration.models import Account, AdapterBinding, ErpToken
+from integration.operations.updates import revoke_tokens
 
 DEMO_ACCOUNT = "demostore"
 DEMO_APP_KEY = "vtexappkey-demostore-SANDBOX"
 DEMO_APP_TOKEN = "sandbox-token-not-secret"  # the sandbox's own dev token; never a VTEX credential
+DEMO_ERP_TOKEN_NAME = "Demo ERP (make run)"
 
 
 def ensure_admin_user(username="admin", password=None):
@@ -37,3 +39,18 @@ def ensure_demo_store(sandbox_url=None):
     binding.apply_settings({"directory": str(drop)})
     binding.save()
     return account
+
+
+def demo_erp_access():
+    """(drop directory, a fresh ERP API token) for the demo ERP, or None without a demo file_drop binding.
+
+    Only a token's hash is stored, so each start issues a new one for the demo ERP it starts and
+    revokes the previous start's: the list of tokens on the demo binding does not grow."""
+    binding = (AdapterBinding.objects.filter(account__is_demo=True, account__active=True, account__account_name=DEMO_ACCOUNT,
+                                             adapter_key="file_drop", enabled=True).order_by("pk").first())
+    directory = (binding.settings or {}).get("directory") if binding else None
+    if not directory:
+        return None
+    revoke_tokens(ErpToken.objects.filter(binding=binding, name=DEMO_ERP_TOKEN_NAME))
+    _row, token = ErpToken.issue(binding, name=DEMO_ERP_TOKEN_NAME)
+    return directory, token

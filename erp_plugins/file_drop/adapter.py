@@ -12,6 +12,8 @@ file per update for VTEX, whose content is VTEX's own JSON body and whose name s
     tracking--{orderId}--{invoiceNumber}.json    PATCH .../invoice/{invoiceNumber}
     delivery--{orderId}--{invoiceNumber}.json    PUT .../invoice/{invoiceNumber}/tracking
     cancel--{orderId}.json                       POST .../orders/{orderId}/cancel
+    cancel-refusal--{orderId}.json               no VTEX call: the refusal of a cancellation request,
+                                                 recorded on the order for the operator
 
 Each poll hands the files to the hub (`poll_updates`); an accepted file moves to `processed/`,
 a refused one to `rejected/` with `<name>.reason.txt` beside it saying why. A file the hub cannot
@@ -174,7 +176,7 @@ class FileDropAdapter(Adapter):
 
 
 # --- the way back: the inbox -----------------------------------------------------------------------
-INBOX_KINDS = ("invoice", "tracking", "delivery", "cancel")
+INBOX_KINDS = ("invoice", "tracking", "delivery", "cancel", "cancel-refusal")
 INBOX_MAX_FILES = 200          # per poll: the next poll takes the rest
 INBOX_MAX_BYTES = 1024 * 1024  # VTEX's largest body (an embedded XML invoice) fits well within
 

@@ -253,6 +253,9 @@ class AccountAdmin(admin.ModelAdmin):
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
+        added = feed_configuration.add_cancellation_request_rule(form.instance)
+        if added:
+            self.message_user(request, added, messages.INFO)
         warning = feed_configuration.rules_outside_feed_message(form.instance)
         if warning:
             self.message_user(request, warning, messages.WARNING)

@@ -28,6 +28,10 @@ class Order(models.Model):
     order_group = models.CharField(max_length=64, blank=True, default="", help_text="VTEX's orderGroup: the split orders of one purchase share it.")
     outside_scope_reason = models.TextField(blank=True, default="", help_text="Why the store does not fulfil this order (another seller's).")
     canceled_by = models.CharField(max_length=200, blank=True, default="", help_text="Who canceled it through the hub (ERP, operator); blank when VTEX did.")
+    cancellation_refusal = models.TextField(
+        blank=True, default="",
+        help_text="The ERP refused the marketplace's cancellation request: when, who and why. VTEX's API has no call "
+                  "for a refusal: decline the request in VTEX's admin (or the ERP invoices the order).")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from integration.models import ANY_STATE, Account, FeedConfiguration, FilterType, Order, RoutingRule
+from integration.models import ANY_STATE, Account, FeedConfiguration, FilterType, Order, RoutingRule, RuleAction
 from integration.operations.results import ERROR, SUCCESS, WARNING, Result, duration
 from integration.pipeline.vtex_access import client_for
 from integration.redaction import redact
 from integration.vtex import errors as vtex_errors
+from integration.vtex import statuses
 from integration.vtex.client import case_insensitive_get
 
 SHARED_FEED_WARNING = ("Every consumer of this app key shares this one feed and its configuration: "
@@ -59,6 +60,26 @@ def rules_outside_feed_message(account):
     return (f"{account.name}: the feed's FromWorkflow filter does not include {states}, so "
             f"{'this routing rule' if len(rules) == 1 else 'these routing rules'} can never fire from the feed. "
             "Add the status to the feed configuration (and push it to VTEX), or remove the rule.")
+
+
+def add_cancellation_request_rule(account):
+    """Marketplaces: once the feed's FromWorkflow filter includes cancellation-requested, the store
+    gets the rule `cancellation-requested → Status changed` (adapters that take status changes are
+    asked; the ERP answers through the way back), unless a rule for that state exists already.
+
+    Not a default of every new store: a rule outside the filter would only warn. Returns a message
+    saying what was added, or "" when nothing was."""
+    if account.intake_mode == "hook":
+        return ""
+    config = FeedConfiguration.objects.filter(account=account).first()
+    if config is None or config.filter_type != FilterType.FROM_WORKFLOW or statuses.CANCELLATION_REQUESTED not in (config.statuses or []):
+        return ""
+    if RoutingRule.objects.filter(account=account, state=statuses.CANCELLATION_REQUESTED).exists():
+        return ""
+    RoutingRule.objects.get_or_create(account=account, state=statuses.CANCELLATION_REQUESTED, action=RuleAction.STATUS)
+    return (f"{account.name}: the feed delivers {statuses.CANCELLATION_REQUESTED}, so the routing rule "
+            f"'{statuses.CANCELLATION_REQUESTED} → {RuleAction.STATUS.label}' was added: adapters that take status "
+            "changes are asked, and the ERP answers with a cancel (or an invoice to go on with the order).")
 
 
 # --- feed configuration: compare, push, load ------------------------------------------------------
@@ -193,6 +214,9 @@ def load_feed_configuration(account):
             setattr(config, attr, value)
     config.save()
     text = f"loaded VTEX's feed configuration: {describe_feed(_flat(body))}."
+    added = add_cancellation_request_rule(account)
+    if added:
+        text += " " + added
     try:
         config.full_clean(exclude=["account"])
     except ValidationError as exc:

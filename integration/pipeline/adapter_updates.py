@@ -4,10 +4,12 @@ import logging
 from dataclasses import dataclass, field
 
 from integration.models import AdapterBinding, UpdateSource
-from integration.pipeline.update_intake import DUPLICATE, UpdateRefused, VtexUnavailable, accept_update
+from integration.pipeline.update_intake import (
+    DUPLICATE, UpdateRefused, VtexUnavailable, accept_update, record_cancellation_refusal,
+)
 from integration.plugins.contract import UPDATES, TransientError
 from integration.plugins.manager import get_registry
-from integration.plugins.updates import UPDATE_KINDS, InboundUpdate, UpdateReceipt
+from integration.plugins.updates import CANCEL_REFUSAL, RECORDED, UPDATE_KINDS, InboundUpdate, UpdateReceipt
 from integration.redaction import redact
 from integration.update_bodies import BodyInvalid
 
@@ -44,6 +46,9 @@ def receiver_for(binding):
             return UpdateReceipt(False, "rejected", error="order_id: one VTEX order id, at most 64 printable characters.")
         detail = f"{who}" + (f", {update.source}" if update.source else "")
         try:
+            if update.kind == CANCEL_REFUSAL:  # no VTEX call exists for it: kept on the order
+                record_cancellation_refusal(account, order_id, update.body, who=str(detail)[:200])
+                return UpdateReceipt(True, RECORDED)
             accepted = accept_update(account, order_id, update.kind, update.body, invoice_number=update.invoice_number or "",
                                      source=UpdateSource.ADAPTER, who=str(detail)[:200])
         except BodyInvalid as exc:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Now
+from django.utils import timezone
 
 from integration.models import (
     FeedEvent, Order, UpdateKind, UpdateSource, UpdateStatus, VtexUpdate,
@@ -141,3 +142,25 @@ def _store(account, order, kind, invoice_number, body, source, who, user):
             continue
         return Accepted(row, CORRECTION if current is not None else QUEUED)
     raise UpdateRefused("The same update is being changed concurrently; send it again.", 409)
+
+
+MAX_REFUSAL_NOTE = 4000
+
+
+def record_cancellation_refusal(account, order_id, raw_body, *, who=""):
+    """The ERP says no to a marketplace's cancellation request. VTEX's Orders API has no call for
+    that (only cancel; a seller declines in VTEX's admin, or goes on by invoicing), so nothing is
+    sent: the refusal is kept on the order, newest first, for the operator. Returns the order;
+    raises BodyInvalid (the body is `{"reason": "..."}` or `{}`), UpdateRefused or VtexUnavailable."""
+    body = validate_body(UpdateKind.CANCEL, raw_body)
+    order = ensure_order(account, order_id)
+    if order.canceled or order.vtex_status in CANCELED_VTEX_STATUSES:
+        raise UpdateRefused(f"The order {order.order_id} is canceled already: the refusal comes too late.")
+    note = f"{timezone.now():%Y-%m-%d %H:%M} UTC, {who or 'the ERP'}: {body.get('reason') or 'no reason given'}"
+    with transaction.atomic():
+        current = Order.objects.select_for_update().filter(pk=order.pk).values_list("cancellation_refusal", flat=True).get()
+        text = (note + ("\n" + current if current else ""))[:MAX_REFUSAL_NOTE]
+        Order.objects.filter(pk=order.pk).update(cancellation_refusal=text)
+    log.warning("cancellation request refused by the ERP store=%s order=%s who=%s", account.account_name, order.order_id, who)
+    order.cancellation_refusal = text
+    return order

@@ -10,14 +10,17 @@ or move the file away: an update is never lost between the ERP and the hub's dat
 
 The hub's inbound body format (one JSON object per message or file)::
 
-    {"kind": "invoice" | "tracking" | "delivery" | "cancel",
+    {"kind": "invoice" | "tracking" | "delivery" | "cancel" | "cancel-refusal",
      "orderId": "<VTEX order id>",
      "invoiceNumber": "<number>",          # tracking and delivery only: the invoice they belong to
      "body": {...}}                         # exactly the body of VTEX's call for that kind
 
 Kinds and the VTEX call each becomes: invoice -> POST /api/oms/pvt/orders/{orderId}/invoice;
 tracking -> PATCH .../invoice/{invoiceNumber}; delivery -> PUT .../invoice/{invoiceNumber}/tracking;
-cancel -> POST .../cancel.
+cancel -> POST .../cancel. A "cancel-refusal" (body `{"reason": "..."}`) answers a marketplace's
+cancellation request with no: VTEX's Orders API has no call for that, so the hub makes none; it
+records the refusal on the order for the operator, who declines the request in VTEX's admin (or
+the ERP sends the invoice, which is how VTEX goes on with an order whose cancellation was requested).
 """
 import json
 from dataclasses import dataclass, field
@@ -26,12 +29,13 @@ from typing import Callable
 from integration.plugins.contract import PermanentError
 
 INVOICE, TRACKING, DELIVERY, CANCEL_UPDATE = "invoice", "tracking", "delivery", "cancel"
-UPDATE_KINDS = (INVOICE, TRACKING, DELIVERY, CANCEL_UPDATE)
+CANCEL_REFUSAL = "cancel-refusal"  # no VTEX call: recorded on the order for the operator
+UPDATE_KINDS = (INVOICE, TRACKING, DELIVERY, CANCEL_UPDATE, CANCEL_REFUSAL)
 KINDS_WITH_INVOICE_NUMBER = frozenset({TRACKING, DELIVERY})
 MAX_UPDATE_BYTES = 1024 * 1024  # an invoice with its items is a few kB; anything this big is not one
 MAX_ID_LENGTH = 200
 
-QUEUED, DUPLICATE, REJECTED = "queued", "duplicate", "rejected"
+QUEUED, DUPLICATE, REJECTED, RECORDED = "queued", "duplicate", "rejected", "recorded"
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,7 @@ class InboundUpdate:
 @dataclass(frozen=True)
 class UpdateReceipt:
     accepted: bool  # stored durably (or an identical update was already stored)
-    status: str  # "queued" | "duplicate" | "rejected"
+    status: str  # "queued" | "duplicate" | "rejected" | "recorded" (a cancel-refusal: kept on the order)
     update_id: int | None = None
     error: str = ""  # why rejected (names the field): goes to the dead-letter / rejected/ reason
 
@@ -117,8 +121,8 @@ def parse_update_message(data, *, source: str) -> InboundUpdate:
     if kind in KINDS_WITH_INVOICE_NUMBER:
         invoice_number = _text_field(document, "invoiceNumber", source)
     body = document.get("body")
-    if body is None and kind == CANCEL_UPDATE:
-        body = {}  # VTEX's cancel takes an optional reason only
+    if body is None and kind in (CANCEL_UPDATE, CANCEL_REFUSAL):
+        body = {}  # VTEX's cancel takes an optional reason only; so does a refusal
     if body is None:
         raise MalformedUpdate(f"{source}: field 'body' is missing (the VTEX request body for {kind})")
     if not isinstance(body, dict):

@@ -333,3 +333,22 @@ def test_deleting_a_store_from_the_list_still_works(admin_client, account, bindi
     assert "Are you sure" in response.content.decode()
     response = admin_client.post(reverse(CHANGELIST), {**data, "post": "yes"}, follow=True)
     assert response.status_code == 200 and not Account.objects.exists()
+
+
+def test_a_feed_that_delivers_cancellation_requests_gets_their_rule_once(admin_client, account):
+    """Marketplaces: cancellation-requested in the feed filter adds `cancellation-requested → Status changed`
+    (adapters that take status changes are asked), once; a store without it in the filter gets no such rule."""
+    assert not account.rules.filter(state="cancellation-requested").exists()
+    data = change_form_data(admin_client, account)
+    [key] = [k for k in data if k.endswith("-statuses")]
+    data[key] = ["ready-for-handling", "canceled", "cancellation-requested"]
+    response = admin_client.post(reverse("admin:integration_account_change", args=[account.pk]), data, follow=True)
+    assert response.status_code == 200
+    assert any("'cancellation-requested → Status changed' was added" in str(m) for m in response.context["messages"])
+    assert list(account.rules.filter(state="cancellation-requested").values_list("action", flat=True)) == ["status"]
+    # The operator's own rule for the state stays the only one; saving again adds nothing.
+    account.rules.filter(state="cancellation-requested").update(action="send")
+    response = admin_client.post(reverse("admin:integration_account_change", args=[account.pk]),
+                                 change_form_data(admin_client, account), follow=True)
+    assert not any("was added" in str(m) for m in response.context["messages"])
+    assert list(account.rules.filter(state="cancellation-requested").values_list("action", flat=True)) == ["send"]

@@ -285,3 +285,12 @@ def test_normalise_feed_body_ignores_key_case_and_the_figures():
            "quantity": 3, "approximateAgeOfOldestMessageInSeconds": 1}
     assert feed_configuration.normalise_feed_body(raw) == {"filter": {"type": "FromWorkflow", "status": ["a"]},
                                             "queue": {"visibilityTimeoutInSeconds": 5, "MessageRetentionPeriodInSeconds": 9}}
+
+
+def test_loading_a_feed_that_delivers_cancellation_requests_adds_their_rule(account, vtex):
+    vtex.add("GET", FEED_CONFIG, json={"filter": {"type": "FromWorkflow", "status": ["ready-for-handling", "cancellation-requested"]},
+                                       "queue": {"visibilityTimeoutInSeconds": 250, "MessageRetentionPeriodInSeconds": 345600}})
+    result = feed_configuration.load_feed_configuration(account)
+    assert result.level == results.SUCCESS and "'cancellation-requested → Status changed' was added" in result.text
+    assert list(account.rules.filter(state="cancellation-requested").values_list("action", flat=True)) == ["status"]
+    assert "was added" not in feed_configuration.load_feed_configuration(account).text  # once

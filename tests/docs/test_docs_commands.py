@@ -29,7 +29,7 @@ SHELL_LANGS = {"sh", "bash", "console", "shell"}
 SKIP_MARK = re.compile(r"<!--\s*docs-test:\s*skip\s*\((?P<reason>[^)]+)\)\s*-->")
 SERVERS = {"runhub", "runserver", "qcluster", "vtex_sandbox", "loopback_erp"}  # manage.py commands that serve
 LONG_MAKE_TARGETS = {"test", "scale-out", "bench"}  # `make -n`: recursion into pytest, or many minutes
-LONG_MODULES = {"hub_bench", "vtex_sandbox", "vtex_sandbox.erp"}  # `python -m` tools that serve or run for minutes
+LONG_MODULES = {"hub_bench", "vtex_sandbox", "vtex_sandbox.erp", "vtex_sandbox.erp.invoicer"}  # `python -m` tools that serve or run for minutes
 PYTHONS = {"python", "python3", "python3.11", ".venv/bin/python", ".venv/bin/python3"}
 
 pytestmark = pytest.mark.slow

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+SANDBOX_HEADERS = {"X-VTEX-API-AppKey": "vtexappkey-demostore-SANDBOX", "X-VTEX-API-AppToken": "sandbox-token-not-secret"}
 
 
 def free_port():
@@ -29,8 +30,21 @@ def answers(url):
         return None
 
 
+def invoiced_with_tracking(sandbox_url):
+    """One order the sandbox has invoiced with a tracking number (GET as VTEX's API), or None."""
+    with urllib.request.urlopen(f"{sandbox_url}/_sandbox/stats", timeout=5) as response:
+        statuses = json.load(response)["statuses"]
+    for order_id in sorted(oid for oid, status in statuses.items() if status == "invoiced"):
+        request = urllib.request.Request(f"{sandbox_url}/api/oms/pvt/orders/{order_id}", headers=SANDBOX_HEADERS)
+        with urllib.request.urlopen(request, timeout=5) as response:
+            order = json.load(response)
+        if any(p.get("trackingNumber") for p in order.get("packageAttachment", {}).get("packages", [])):
+            return order
+    return None
+
+
 @pytest.mark.slow
-def test_runhub_shows_demo_orders_and_stops_everything_on_ctrl_c(tmp_path):
+def test_runhub_shows_demo_orders_invoiced_and_stops_everything_on_ctrl_c(tmp_path):
     web, sandbox = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.update(HUB_VAR_DIR=str(tmp_path), DEBUG="1", HUB_ADMIN_PASSWORD="runhub-test-password", Q_WORKERS="2")
@@ -39,18 +53,27 @@ def test_runhub_shows_demo_orders_and_stops_everything_on_ctrl_c(tmp_path):
     hub = subprocess.Popen(manage + ["runhub", "--port", str(web), "--sandbox-port", str(sandbox)], env=env, cwd=ROOT,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 90
-        delivered = 0
-        while time.monotonic() < deadline:
+        # Orders go out to the demo file drop; the demo ERP invoices each a few seconds later, with a
+        # tracking number, through the hub's ERP API; the hub sends both to the sandbox.
+        deadline = time.monotonic() + 150
+        delivered, invoiced = 0, None
+        while time.monotonic() < deadline and invoiced is None:
             assert hub.poll() is None, hub.stdout.read()
             if answers(f"http://127.0.0.1:{web}/admin/login/") == 200:
                 with sqlite3.connect(tmp_path / "hub.sqlite3") as db:
                     delivered = db.execute("select count(*) from integration_ordersync where status='succeeded'").fetchone()[0]
-                if delivered:
-                    break
-            time.sleep(1)
-        assert delivered > 0, "no demo order was delivered within 90 s"
+                invoiced = invoiced_with_tracking(f"http://127.0.0.1:{sandbox}")
+            if invoiced is None:
+                time.sleep(1)
+        assert delivered > 0, "no demo order was delivered within 150 s"
         assert list((tmp_path / "drop").glob("demostore-*-send.json"))
+        assert invoiced is not None, "no demo order reached invoiced (with its tracking number) in the sandbox within 150 s"
+        [package] = invoiced["packageAttachment"]["packages"]
+        assert package["invoiceNumber"] == f"NF-{invoiced['orderId']}" and package["invoiceValue"] == invoiced["value"]
+        # The admin shows it invoiced too.
+        with sqlite3.connect(tmp_path / "hub.sqlite3") as db:
+            assert db.execute("select vtex_status from integration_order where order_id=?",
+                              (invoiced["orderId"],)).fetchone() == ("invoiced",)
     finally:
         hub.send_signal(signal.SIGINT)
         try:
@@ -60,6 +83,8 @@ def test_runhub_shows_demo_orders_and_stops_everything_on_ctrl_c(tmp_path):
             pytest.fail("runhub did not stop within 30 s of Ctrl-C")
     output = hub.stdout.read()
     assert "Log in as 'admin' with the password from HUB_ADMIN_PASSWORD" in output
+    assert "A demo ERP invoices each order" in output and f"demo ERP: invoiced order {invoiced['orderId']}" in output
+    assert "vhub_" not in output  # the demo ERP's token is never printed
     assert "runhub-test-password" not in output
     assert "Stopped." in output
     assert answers(f"http://127.0.0.1:{web}/admin/login/") is None

@@ -16,6 +16,8 @@ def test_each_kind_parses_into_an_inbound_update():
     assert delivery.invoice_number == "77"
     cancel = parse_update_message('\ufeff{"kind": "cancel", "orderId": "v1-01"}'.encode(), source="s")
     assert (cancel.kind, cancel.body, cancel.invoice_number) == ("cancel", {}, None)
+    refusal = parse_update_message('{"kind": "cancel-refusal", "orderId": "v1-01", "body": {"reason": "shipped"}}', source="s")
+    assert (refusal.kind, refusal.body, refusal.invoice_number) == ("cancel-refusal", {"reason": "shipped"}, None)
 
 
 @pytest.mark.parametrize(("data", "words"), [

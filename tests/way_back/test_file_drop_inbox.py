@@ -80,3 +80,22 @@ def test_vtex_unreachable_leaves_the_file_for_the_next_poll(drop, vtex, account)
     put(drop, "invoice--5001-01.json", invoice_body())
     poll_all()
     assert os.listdir(drop) == ["invoice--5001-01.json"] and not VtexUpdate.objects.exists()
+
+
+def test_a_cancellation_refusal_is_recorded_on_the_order_and_nothing_goes_to_vtex(drop, handled_order, oms, admin_client):
+    """VTEX's Orders API has no call to decline a cancellation request: the ERP's refusal is kept for the operator."""
+    put(drop, "cancel-refusal--1001-01.json", {"reason": "Made to measure: already in production"})
+    report = poll_all()
+    assert report.updates == 1 and not report.errors
+    assert os.listdir(drop / "processed") == ["cancel-refusal--1001-01.json"]
+    handled_order.refresh_from_db()
+    assert "Made to measure: already in production" in handled_order.cancellation_refusal
+    assert "binding Files" in handled_order.cancellation_refusal
+    assert oms.calls == [] and VtexUpdate.objects.count() == 0
+    page = admin_client.get(f"/admin/integration/order/{handled_order.pk}/change/").content.decode()
+    assert 'id="cancellation-refusal"' in page and "already in production" in page
+    # A refusal for a canceled order comes too late: rejected, with the reason beside the file.
+    type(handled_order).objects.filter(pk=handled_order.pk).update(canceled=True)
+    put(drop, "cancel-refusal--1001-01.json", {"reason": "late"})
+    poll_all()
+    assert "canceled already" in (drop / "rejected" / "cancel-refusal--1001-01.json.reason.txt").read_text()

@@ -11,13 +11,16 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from integration.demo import DEMO_ACCOUNT, DEMO_APP_KEY, DEMO_APP_TOKEN, ensure_admin_user, ensure_demo_store
+from integration.demo import (
+    DEMO_ACCOUNT, DEMO_APP_KEY, DEMO_APP_TOKEN, DEMO_ERP_TOKEN_NAME, demo_erp_access, ensure_admin_user, ensure_demo_store,
+)
 from integration.queueing import enqueue
 
 NO_SANDBOX = ("Demo mode runs the VTEX sandbox (the vtex_sandbox package), a development tool that ships with "
               "the source checkout, not with the hub's wheel. Run `make run` from a checkout of the repository, "
               "or set HUB_DEMO=false to run the hub without the demo.")
 GRACE_SECONDS = 8  # django-q2 can hang on shutdown: kill what is still up after this
+DEMO_ERP_DELAY = 5  # seconds between an order landing in the drop folder and the demo ERP's invoice
 
 
 class Command(BaseCommand):
@@ -58,6 +61,8 @@ class Command(BaseCommand):
                                          "--state-file", str(settings.VAR_DIR / "sandbox-state.json")], sandbox_env))
         children.append(("web", manage + ["runserver", f"{host}:{port}", "--noreload"], None))
         children.append(("qcluster", manage + ["qcluster"], None))
+        if demo:
+            children.extend(self._demo_erp(host, port, sandbox_env, notes))
 
         procs = []
         try:
@@ -86,8 +91,24 @@ class Command(BaseCommand):
             self._stop_all(procs)
         sys.exit(exit_code)
 
+    def _demo_erp(self, host, port, sandbox_env, notes):
+        """The way back in the demo: an ERP that invoices each delivered order through the ERP API.
+
+        The API, not file_drop's inbox: the inbox is polled once a minute, the API answers at once,
+        so a newcomer sees orders reach `invoiced` seconds after they were delivered."""
+        access = demo_erp_access()
+        if access is None:
+            return []  # no demo file_drop binding (the demo store was changed): nothing to answer
+        directory, token = access
+        notes.append(f"A demo ERP invoices each order about {DEMO_ERP_DELAY} s after it lands in {directory} and sends "
+                     f"a tracking number, through the ERP API (token '{DEMO_ERP_TOKEN_NAME}'): orders reach 'invoiced'.")
+        command = [sys.executable, "-m", "vtex_sandbox.erp.invoicer", "--drop", str(directory),
+                   "--hub", f"{local_url(host, port)}/erp-api/{DEMO_ACCOUNT}", "--delay", str(DEMO_ERP_DELAY)]
+        # The token goes in the environment, not on the command line that `ps` shows.
+        return [("demo ERP", command, dict(sandbox_env, HUB_ERP_TOKEN=token))]
+
     def _wait_until_answering(self, host, port, procs, stopping, timeout=30):
-        url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/admin/login/"
+        url = f"{local_url(host, port)}/admin/login/"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not stopping["flag"]:
             if any(proc.poll() is not None for _, proc in procs):
@@ -131,6 +152,11 @@ class Command(BaseCommand):
             # A child that exited may leave processes of its own (qcluster's workers) behind.
             _signal_group(proc, signal.SIGKILL)
         self.stdout.write("Stopped.")
+
+
+def local_url(host, port):
+    """The URL this machine reaches the web server at (a server on every address answers on loopback)."""
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
 
 
 def _signal_group(proc, signum):
