@@ -1,14 +1,8 @@
-"""The recording adapter plugin and the fixtures that drive the pipeline against fake VTEX endpoints."""
+"""The recording adapter plugin: adapters `rec_a` and `rec_b` that record what they receive (fixtures: tests/fixtures.py)."""
 import threading
 
-import pytest
-
-from integration.models import AdapterBinding
 from integration.plugins import hookimpl
 from integration.plugins.contract import CANCEL, SEND, STATUS, Adapter, Delivery, PermanentError, TransientError
-from integration.plugins.manager import get_registry
-from tests.fake_feed import FakeFeed
-from tests.fake_oms import FakeOms
 
 
 class Recorder:
@@ -59,40 +53,6 @@ class RecordingPlugin:
     @hookimpl
     def erp_adapters(self):
         return [_adapter("rec_a"), _adapter("rec_b")]
-
-
-@pytest.fixture
-def recorder():
-    registry = get_registry()
-    registry.register(RecordingPlugin(), "test-recording-plugin")
-    global RECORDER
-    RECORDER.__init__()
-    yield RECORDER
-    registry.unregister("test-recording-plugin")
-
-
-@pytest.fixture
-def bindings(account, recorder):
-    a = AdapterBinding.objects.create(account=account, adapter_key="rec_a", name="A")
-    b = AdapterBinding.objects.create(account=account, adapter_key="rec_b", name="B")
-    return a, b
-
-
-@pytest.fixture
-def feed(vtex):
-    return FakeFeed(vtex)
-
-
-@pytest.fixture
-def oms(vtex):
-    return FakeOms(vtex)
-
-
-@pytest.fixture(autouse=True)
-def inline_dispatch(settings):
-    # Under the `db` fixture each test is one transaction that other threads cannot see.
-    settings.DISPATCH_CONCURRENCY = 1
-    settings.SYNC_BACKOFF_JITTER = 0
 
 
 __all__ = ["PermanentError", "TransientError"]

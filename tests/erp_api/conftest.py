@@ -1,13 +1,17 @@
+"""The way back's fixtures: VTEX with its update calls, a recording binding and its ERP token."""
 import pytest
 
-from integration.models import AdapterBinding, ErpToken, Order, StartHandlingState
-from tests.recording import bindings, inline_dispatch, recorder  # noqa: F401
-from tests.way_back.helpers import FakeVtexUpdates
+from integration.models import AdapterBinding, ErpToken
+
+
+@pytest.fixture(autouse=True)
+def _dispatch_inline(inline_dispatch):
+    """Every test here dispatches in its own thread, without jitter (tests/fixtures.py)."""
 
 
 @pytest.fixture
-def oms(vtex):
-    return FakeVtexUpdates(vtex)
+def oms(vtex_updates):
+    return vtex_updates
 
 
 @pytest.fixture
@@ -18,11 +22,3 @@ def binding(account, recorder):
 @pytest.fixture
 def token(binding):
     return ErpToken.issue(binding, name="tests")[1]
-
-
-@pytest.fixture
-def handled_order(account, oms):
-    """An order the hub delivered and VTEX moved to handling."""
-    oms.add("1001-01", "handling")
-    return Order.objects.create(account=account, order_id="1001-01", vtex_status="handling",
-                                start_handling_state=StartHandlingState.DONE)
