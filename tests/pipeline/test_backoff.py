@@ -1,6 +1,9 @@
 """Retries of a delivery: the backoff schedule and its maximum."""
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from integration.models import (
     OrderSync,
@@ -20,17 +23,26 @@ def test_transient_errors_follow_the_backoff_schedule_and_stop_at_the_maximum(ac
     recorder.always["rec_a"] = TransientError("ERP is down")
     oms.add("1-01")
     feed.add(feed_item("1-01"))
+    before = timezone.now()
     cycle(account)
+    after = timezone.now()
     sync = OrderSync.objects.get(binding__adapter_key="rec_a")
-    waits = []
+    windows = []
     for _ in range(3):
         sync.refresh_from_db()
-        waits.append(round((sync.next_attempt_at - sync.updated_at).total_seconds()))
+        # The attempt failed between `before` and `after`: the wait it scheduled lies in this window
+        # (wide by the time the attempt took, however loaded the machine; a millisecond of slack
+        # for SQLite's clock, which keeps milliseconds).
+        slack = timedelta(milliseconds=1)
+        windows.append(((sync.next_attempt_at - after - slack).total_seconds(),
+                        (sync.next_attempt_at - before + slack).total_seconds()))
         assert dispatch_due(budget=5).orders == 0  # not due yet
         make_due()
+        before = timezone.now()
         dispatch_due(budget=5)
+        after = timezone.now()
     sync.refresh_from_db()
-    assert waits == [60, 300, 900]
+    assert all(low <= wait <= high for wait, (low, high) in zip([60, 300, 900], windows)), windows
     assert sync.status == SyncStatus.FAILED and sync.attempts == 4 and "gave up after 4 attempts" in sync.last_error
     assert recorder.count("rec_a") == 4
     keys = {c[3] for c in recorder.calls if c[0] == "rec_a"}
