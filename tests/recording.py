@@ -1,8 +1,17 @@
-"""The recording adapter plugin: adapters `rec_a` and `rec_b` that record what they receive (fixtures: tests/fixtures.py)."""
+"""The recording adapter plugin (adapters `rec_a` and `rec_b` that record what they receive; fixtures:
+tests/fixtures.py), and a recording `receive` for adapters that poll the ERP for updates."""
 import threading
 
-from integration.plugins import hookimpl
-from integration.plugins.contract import CANCEL, SEND, STATUS, Adapter, Delivery, PermanentError, TransientError
+from integration.plugins import UpdateReceipt, hookimpl
+from integration.plugins.contract import (
+    CANCEL,
+    SEND,
+    STATUS,
+    Adapter,
+    Delivery,
+    PermanentError,
+    TransientError,
+)
 
 
 class Recorder:
@@ -53,6 +62,22 @@ class RecordingPlugin:
     @hookimpl
     def erp_adapters(self):
         return [_adapter("rec_a"), _adapter("rec_b")]
+
+
+class UpdateReceiver:
+    """The hub's `receive` for an adapter's poll_updates, played by a list: accepts every update
+    except the orders in `refuse`; `fail` plays a database that is down."""
+
+    def __init__(self, refuse=(), fail=False):
+        self.updates, self.refuse, self.fail = [], set(refuse), fail
+
+    def __call__(self, update):
+        if self.fail:
+            raise RuntimeError("database is down")
+        self.updates.append(update)
+        if update.order_id in self.refuse:
+            return UpdateReceipt(accepted=False, status="rejected", error="body.invoiceValue: expected an amount")
+        return UpdateReceipt(accepted=True, status="queued", update_id=len(self.updates))
 
 
 __all__ = ["PermanentError", "TransientError"]

@@ -222,10 +222,8 @@ def enqueued_tasks(monkeypatch):
 
 
 @pytest.fixture
-def dispatches(monkeypatch):
-    calls = []
-    monkeypatch.setattr("integration.queueing.enqueue_dispatch", lambda account_id=None: calls.append(account_id))
-    return calls
+def dispatches(enqueued):
+    return enqueued
 
 
 def test_run_feed_cycle_now_enqueues_the_stores_cycle(admin_client, account, make_account, enqueued_tasks):
