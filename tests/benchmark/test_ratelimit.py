@@ -87,6 +87,7 @@ def test_spacing_never_lets_a_minute_hold_more_than_the_cap():
         assert most >= 0.9 * cap - 2, (cap, most)  # and not needlessly slow
 
 
+@pytest.mark.slow
 def test_threads_of_one_process_share_the_cap(low_cap):
     stamps = _calls_from_threads(n_threads=6, per_thread=5)
     assert_spread(stamps)
@@ -121,6 +122,7 @@ print(json.dumps(stamps))
 """
 
 
+@pytest.mark.slow
 def test_processes_of_one_host_share_the_cap_without_redis(low_cap):
     """A qcluster runs several worker processes: each counting on its own let the host go over."""
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
@@ -139,6 +141,7 @@ def test_processes_of_one_host_share_the_cap_without_redis(low_cap):
     assert_spread(stamps)
 
 
+@pytest.mark.slow
 def test_redis_shares_the_cap(low_cap, settings):
     redis = pytest.importorskip("redis")
     url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/15"

@@ -11,7 +11,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from integration.models import Account, AdapterBinding, Alert, AlertKind, Order, OrderSync, SyncStatus
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 LONG_NAME = "Magazine Luiza Marketplace — Rio Grande do Sul regional fulfilment store (B2B and B2C)"
 APP_KEY = "vtexappkey-indexstore-BROWSER"

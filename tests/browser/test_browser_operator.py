@@ -13,7 +13,7 @@ from integration.pipeline.feed_cycle import run_feed_cycle
 from integration.models import Account, AdapterBinding, Order, OrderSync, StartHandlingState, SyncStatus
 from tests.fixtures import ensure_operators_group
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 APP_KEY = "vtexappkey-opsstore-BROWSER"
 APP_TOKEN = "ops-store-token-SECRET-4242"

@@ -14,7 +14,7 @@ from integration.pipeline.dispatch import dispatch_due
 from integration.pipeline.feed_cycle import run_feed_cycle
 from integration.models import Account, AdapterBinding, OrderSync, SyncStatus
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 APP_KEY = "vtexappkey-setupstore-BROWSER"
 APP_TOKEN = "setup-store-token-SECRET-77"

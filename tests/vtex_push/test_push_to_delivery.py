@@ -80,6 +80,7 @@ def _wait(predicate, timeout=15.0):
     return predicate()
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_sandbox_pings_and_pushes_to_the_live_hub_and_the_feed_brings_only_duplicates(account, bindings, recorder, live_server, settings):
     from vtex_sandbox import Sandbox, SandboxServer

@@ -14,6 +14,8 @@ from erp_plugins.amqp.adapter import POOL, REASON_HEADER, AmqpAdapter
 from integration.plugins import UPDATES, PermanentError, SettingsError, TransientError, parse_order
 from tests.recording import UpdateReceiver as Recorder
 
+pytestmark = pytest.mark.slow  # a real RabbitMQ, restarted by some tests
+
 RAW = {
     "orderId": "1500000000009-01",
     "sequence": "500009",

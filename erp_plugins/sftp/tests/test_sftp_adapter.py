@@ -15,6 +15,8 @@ from erp_plugins.sftp.adapter import CSV_COLUMNS, POOL, SftpAdapter
 from integration.plugins import UPDATES, PermanentError, SettingsError, TransientError, parse_order
 from tests.recording import UpdateReceiver as Recorder
 
+pytestmark = pytest.mark.slow  # a real sshd
+
 RAW = {
     "orderId": "1500000000007-01",
     "sequence": "500007",
