@@ -1,5 +1,5 @@
 """The recording adapter plugin (adapters `rec_a` and `rec_b` that record what they receive; fixtures:
-tests/fixtures.py), and a recording `receive` for adapters that poll the ERP for updates."""
+tests/shared_fixtures.py), and a recording `receive` for adapters that poll the ERP for updates."""
 import threading
 
 from integration.plugins import UpdateReceipt, hookimpl

@@ -17,7 +17,7 @@ from integration.operations import results
 from integration.operations import stores as store_ops
 from integration.pipeline.dispatch import due_syncs
 from integration.models import Account, Alert, AlertKind, FeedEvent, OrderSync, RoutingRule, SyncStatus
-from tests.fixtures import make_binding, make_hub_order, make_sync
+from tests.shared_fixtures import make_binding, make_hub_order, make_sync
 from tests.fake_feed import BASE
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,7 @@ from selenium.webdriver.support.ui import Select
 from integration.pipeline.dispatch import dispatch_due
 from integration.pipeline.feed_cycle import run_feed_cycle
 from integration.models import Account, AdapterBinding, Order, OrderSync, StartHandlingState, SyncStatus
-from tests.fixtures import ensure_operators_group
+from tests.shared_fixtures import ensure_operators_group
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

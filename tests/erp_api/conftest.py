@@ -6,7 +6,7 @@ from integration.models import AdapterBinding, ErpToken
 
 @pytest.fixture(autouse=True)
 def _dispatch_inline(inline_dispatch):
-    """Every test here dispatches in its own thread, without jitter (tests/fixtures.py)."""
+    """Every test here dispatches in its own thread, without jitter (tests/shared_fixtures.py)."""
 
 
 @pytest.fixture

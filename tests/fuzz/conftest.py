@@ -18,4 +18,4 @@ settings.register_profile(
 
 @pytest.fixture(autouse=True)
 def _dispatch_inline(inline_dispatch):
-    """Every test here dispatches in its own thread, without jitter (tests/fixtures.py)."""
+    """Every test here dispatches in its own thread, without jitter (tests/shared_fixtures.py)."""

@@ -1,7 +1,7 @@
 """The hook path through to a delivered order and exactly one start-handling.
 
 The recording adapters (recorder, bindings) and the fake VTEX (feed, oms) come from
-tests/fixtures.py, dispatched inline as in tests/pipeline. Notifications are POSTed with the Django test client; the last test runs the real
+tests/shared_fixtures.py, dispatched inline as in tests/pipeline. Notifications are POSTed with the Django test client; the last test runs the real
 thing: the sandbox pings and pushes to live_server, the feed delivers the same changes.
 """
 import json
