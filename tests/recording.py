@@ -1,14 +1,17 @@
-"""The recording adapter plugin and the fixtures that drive the pipeline against fake VTEX endpoints."""
+"""The recording adapter plugin (adapters `rec_a` and `rec_b` that record what they receive; fixtures:
+tests/shared_fixtures.py), and a recording `receive` for adapters that poll the ERP for updates."""
 import threading
 
-import pytest
-
-from integration.models import AdapterBinding
-from integration.plugins import hookimpl
-from integration.plugins.contract import CANCEL, SEND, STATUS, Adapter, Delivery, PermanentError, TransientError
-from integration.plugins.manager import get_registry
-from tests.fake_feed import FakeFeed
-from tests.fake_oms import FakeOms
+from integration.plugins import UpdateReceipt, hookimpl
+from integration.plugins.contract import (
+    CANCEL,
+    SEND,
+    STATUS,
+    Adapter,
+    Delivery,
+    PermanentError,
+    TransientError,
+)
 
 
 class Recorder:
@@ -61,38 +64,20 @@ class RecordingPlugin:
         return [_adapter("rec_a"), _adapter("rec_b")]
 
 
-@pytest.fixture
-def recorder():
-    registry = get_registry()
-    registry.register(RecordingPlugin(), "test-recording-plugin")
-    global RECORDER
-    RECORDER.__init__()
-    yield RECORDER
-    registry.unregister("test-recording-plugin")
+class UpdateReceiver:
+    """The hub's `receive` for an adapter's poll_updates, played by a list: accepts every update
+    except the orders in `refuse`; `fail` plays a database that is down."""
 
+    def __init__(self, refuse=(), fail=False):
+        self.updates, self.refuse, self.fail = [], set(refuse), fail
 
-@pytest.fixture
-def bindings(account, recorder):
-    a = AdapterBinding.objects.create(account=account, adapter_key="rec_a", name="A")
-    b = AdapterBinding.objects.create(account=account, adapter_key="rec_b", name="B")
-    return a, b
-
-
-@pytest.fixture
-def feed(vtex):
-    return FakeFeed(vtex)
-
-
-@pytest.fixture
-def oms(vtex):
-    return FakeOms(vtex)
-
-
-@pytest.fixture(autouse=True)
-def inline_dispatch(settings):
-    # Under the `db` fixture each test is one transaction that other threads cannot see.
-    settings.DISPATCH_CONCURRENCY = 1
-    settings.SYNC_BACKOFF_JITTER = 0
+    def __call__(self, update):
+        if self.fail:
+            raise RuntimeError("database is down")
+        self.updates.append(update)
+        if update.order_id in self.refuse:
+            return UpdateReceipt(accepted=False, status="rejected", error="body.invoiceValue: expected an amount")
+        return UpdateReceipt(accepted=True, status="queued", update_id=len(self.updates))
 
 
 __all__ = ["PermanentError", "TransientError"]

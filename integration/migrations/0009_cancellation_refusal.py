@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('integration', '0007_way_back'),
+        ('integration', '0008_start_handling_abandoned'),
     ]
 
     operations = [

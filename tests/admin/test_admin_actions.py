@@ -5,7 +5,7 @@ from django.test import Client
 from django.urls import reverse
 
 from integration.models import Order, OrderSync, StartHandlingState, SyncStatus
-from tests.admin.conftest import make_binding, make_hub_order, make_sync
+from tests.shared_fixtures import make_binding, make_hub_order, make_sync
 from tests.fake_oms import FakeOms
 
 pytestmark = pytest.mark.django_db

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from integration.admin.dashboard import HOURS, dashboard_data, hour_buckets, hourly_chart
 from integration.models import Account, Alert, AlertKind, OrderSync, SyncStatus
-from tests.admin.conftest import make_binding, make_hub_order, make_sync
+from tests.shared_fixtures import make_binding, make_hub_order, make_sync
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from integration.models import OrderSync, SyncStatus
-from tests.admin.conftest import make_binding, make_hub_order, make_sync
+from tests.shared_fixtures import make_binding, make_hub_order, make_sync
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from integration.models import (
     EventSource, FeedEvent, Order, OrderSync, StartHandlingState, SyncAttempt, SyncStatus,
 )
 from integration.vtex.errors import NotFound
-from tests.admin.conftest import make_binding, make_hub_order, make_sync
+from tests.shared_fixtures import make_binding, make_hub_order, make_sync
 from tests.fake_oms import FakeOms
 
 pytestmark = pytest.mark.django_db

@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from integration.models import AttemptOutcome, FeedEvent, OrderSync, StartHandlingState, SyncAttempt, SyncStatus
-from tests.admin.conftest import make_binding, make_hub_order, make_sync
+from tests.shared_fixtures import make_binding, make_hub_order, make_sync
 
 pytestmark = pytest.mark.django_db
 

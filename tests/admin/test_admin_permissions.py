@@ -8,7 +8,7 @@ from django.contrib.auth.models import Permission
 from django.urls import URLPattern, URLResolver, reverse
 
 from integration.models import Account, AdapterBinding, Order, OrderSync, StartHandlingState, SyncStatus
-from tests.admin.conftest import make_hub_order, make_sync
+from tests.shared_fixtures import make_hub_order, make_sync
 
 pytestmark = pytest.mark.django_db
 

@@ -17,7 +17,7 @@ from integration.operations import results
 from integration.operations import stores as store_ops
 from integration.pipeline.dispatch import due_syncs
 from integration.models import Account, Alert, AlertKind, FeedEvent, OrderSync, RoutingRule, SyncStatus
-from tests.admin.conftest import make_binding, make_hub_order, make_sync
+from tests.shared_fixtures import make_binding, make_hub_order, make_sync
 from tests.fake_feed import BASE
 
 pytestmark = pytest.mark.django_db
@@ -222,10 +222,8 @@ def enqueued_tasks(monkeypatch):
 
 
 @pytest.fixture
-def dispatches(monkeypatch):
-    calls = []
-    monkeypatch.setattr("integration.queueing.enqueue_dispatch", lambda account_id=None: calls.append(account_id))
-    return calls
+def dispatches(enqueued):
+    return enqueued
 
 
 def test_run_feed_cycle_now_enqueues_the_stores_cycle(admin_client, account, make_account, enqueued_tasks):

@@ -15,7 +15,7 @@ from integration.models import AdapterBinding, Alert, AlertKind, SyncStatus
 from integration.plugins.contract import Setting
 from integration.plugins.manager import get_registry
 from vtex_sandbox import LoopbackERP
-from tests.admin.conftest import make_binding, make_hub_order, make_sync
+from tests.shared_fixtures import make_binding, make_hub_order, make_sync
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ from integration.operations import results
 from integration.admin.forms import FeedConfigurationForm
 from integration.models import FeedConfiguration
 from integration.vtex.statuses import OMS_STATUSES
-from tests.admin.conftest import make_hub_order
+from tests.shared_fixtures import make_hub_order
 from tests.admin.test_admin_stores import FEED_CONFIG, change_form_data, vtex_feed_config
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,7 @@ from integration.models import AdapterBinding, Order, OrderSync, SyncStatus
 from integration.operations import syncs as sync_ops
 from integration.pipeline import breaker
 from integration.pipeline.dispatch import dispatch_due, due_syncs
-from tests.admin.conftest import make_hub_order, make_sync
+from tests.shared_fixtures import make_hub_order, make_sync
 from tests.fake_oms import FakeOms
 
 pytestmark = pytest.mark.django_db

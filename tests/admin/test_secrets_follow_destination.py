@@ -5,7 +5,7 @@ import pytest
 from django.urls import reverse
 
 from integration.models import AdapterBinding
-from tests.admin.conftest import make_binding
+from tests.shared_fixtures import make_binding
 from tests.admin.test_admin_stores import change_form_data
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,7 @@ from django.utils import timezone
 from integration.models import Order, OrderSync, StartHandlingState, SyncStatus
 from integration.operations import syncs as sync_ops
 from integration.pipeline.dispatch import dispatch_due
-from tests.admin.conftest import make_binding, make_hub_order, make_sync
+from tests.shared_fixtures import make_binding, make_hub_order, make_sync
 from tests.admin.test_admin_actions import run_action
 from tests.fake_oms import FakeOms
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import grimp
 import pytest
 
+pytestmark = pytest.mark.slow  # lint-imports and Python in subprocesses
+
 ROOT = Path(__file__).resolve().parents[2]
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 

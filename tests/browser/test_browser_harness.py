@@ -1,7 +1,7 @@
 import pytest
 from selenium.webdriver.common.by import By
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def test_login_reaches_the_admin_index(login, superuser):

@@ -10,9 +10,8 @@ from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
 from integration.models import Account, AdapterBinding, Alert, AlertKind, Order, OrderSync, SyncStatus
-from vtex_sandbox import Sandbox, SandboxServer
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 LONG_NAME = "Magazine Luiza Marketplace — Rio Grande do Sul regional fulfilment store (B2B and B2C)"
 APP_KEY = "vtexappkey-indexstore-BROWSER"
@@ -24,14 +23,8 @@ HUB_ROWS = ["integration-dashboard", "integration-failedsync", "integration-held
 
 
 @pytest.fixture
-def sandbox():
-    sb = Sandbox(seed=11)
-    sb.add_account("indexstore", app_key=APP_KEY, app_token=APP_TOKEN)
-    server = SandboxServer(sb, host="127.0.0.1", port=0).start()
-    sb.url = server.url
-    yield sb
-    server.stop()
-    sb.close()
+def sandbox(serve_sandbox):
+    return serve_sandbox("indexstore", APP_KEY, APP_TOKEN, seed=11)
 
 
 @pytest.fixture

@@ -11,31 +11,17 @@ from selenium.webdriver.support.ui import Select
 from integration.pipeline.dispatch import dispatch_due
 from integration.pipeline.feed_cycle import run_feed_cycle
 from integration.models import Account, AdapterBinding, Order, OrderSync, StartHandlingState, SyncStatus
-from vtex_sandbox import LoopbackERP, Sandbox, SandboxServer
-from tests.admin.conftest import ensure_operators_group
+from tests.shared_fixtures import ensure_operators_group
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 APP_KEY = "vtexappkey-opsstore-BROWSER"
 APP_TOKEN = "ops-store-token-SECRET-4242"
 
 
 @pytest.fixture
-def sandbox():
-    sb = Sandbox(seed=5)
-    sb.add_account("opsstore", app_key=APP_KEY, app_token=APP_TOKEN)
-    server = SandboxServer(sb, host="127.0.0.1", port=0).start()
-    sb.url = server.url
-    yield sb
-    server.stop()
-    sb.close()
-
-
-@pytest.fixture
-def erp():
-    receiver = LoopbackERP(port=0).start()
-    yield receiver
-    receiver.stop()
+def sandbox(serve_sandbox):
+    return serve_sandbox("opsstore", APP_KEY, APP_TOKEN, seed=5)
 
 
 @pytest.fixture

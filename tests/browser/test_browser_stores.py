@@ -13,30 +13,16 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from integration.pipeline.dispatch import dispatch_due
 from integration.pipeline.feed_cycle import run_feed_cycle
 from integration.models import Account, AdapterBinding, OrderSync, SyncStatus
-from vtex_sandbox import LoopbackERP, Sandbox, SandboxServer
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 APP_KEY = "vtexappkey-setupstore-BROWSER"
 APP_TOKEN = "setup-store-token-SECRET-77"
 
 
 @pytest.fixture
-def sandbox():
-    sb = Sandbox(seed=7)
-    sb.add_account("setupstore", app_key=APP_KEY, app_token=APP_TOKEN)
-    server = SandboxServer(sb, host="127.0.0.1", port=0).start()
-    sb.url = server.url
-    yield sb
-    server.stop()
-    sb.close()
-
-
-@pytest.fixture
-def erp():
-    receiver = LoopbackERP(port=0).start()
-    yield receiver
-    receiver.stop()
+def sandbox(serve_sandbox):
+    return serve_sandbox("setupstore", APP_KEY, APP_TOKEN, seed=7)
 
 
 def click_through(browser, element):

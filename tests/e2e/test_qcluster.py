@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 
 from integration.models import FeedEvent
-from tests.e2e.conftest import APP_KEY, subprocess_database_url
+from tests.shared_fixtures import APP_KEY, subprocess_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ import pytest
 from integration.pipeline.dispatch import dispatch_due
 from integration.pipeline.feed_cycle import run_feed_cycle
 from integration.models import AdapterBinding, FeedEvent, Order, OrderSync, StartHandlingState, SyncStatus
-from tests.e2e.conftest import APP_KEY
+from tests.shared_fixtures import APP_KEY
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ from integration.models import AdapterBinding, ErpToken, Order, StartHandlingSta
 from integration.pipeline.dispatch import dispatch_due
 from integration.pipeline.feed_cycle import run_feed_cycle
 from integration.pipeline.outbox import send_due
-from tests.e2e.conftest import APP_KEY
+from tests.shared_fixtures import APP_KEY
 
 ORDERS = 200
 

@@ -16,9 +16,8 @@ from integration.models import (
     Account, AdapterBinding, AttemptOutcome, Order, OrderSync, StartHandlingState, SyncAttempt, SyncStatus,
 )
 from tests.fake_feed import feed_item
-from tests.recording import feed, inline_dispatch, oms, recorder  # noqa: F401  (fixtures)
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("inline_dispatch")]
 DEAD = "dispatch-deadhost-4242-0badc0de"
 
 

@@ -4,9 +4,8 @@ Example counts are moderate so the suite stays under a minute per CI lane; raise
 longer hunt with FUZZ_EXAMPLES=500 (the profile below reads it)."""
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
-
-from tests.recording import bindings, feed, inline_dispatch, oms, recorder  # noqa: F401
 
 settings.register_profile(
     "hub-fuzz",
@@ -15,3 +14,8 @@ settings.register_profile(
     database=None,  # no example database written into the checkout
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+
+
+@pytest.fixture(autouse=True)
+def _dispatch_inline(inline_dispatch):
+    """Every test here dispatches in its own thread, without jitter (tests/shared_fixtures.py)."""

@@ -6,7 +6,7 @@ from hypothesis import event, given, settings, strategies as st
 
 from integration.models import FeedEvent
 from tests.fuzz.strategies import hostile_values, json_values, nested, unique
-from tests.hooks.payloads import notification
+from tests.vtex_push.payloads import notification
 
 pytestmark = pytest.mark.django_db
 FIELDS = ["Domain", "OrderId", "State", "LastState", "LastChange", "CurrentChange", "Origin"]

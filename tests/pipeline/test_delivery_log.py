@@ -8,7 +8,7 @@ from integration.models import OrderSync, SyncStatus
 from integration.pipeline.dispatch import dispatch_due
 from integration.pipeline.failure_log import log_failed_delivery
 from integration.redaction import register_secret
-from tests.admin.conftest import make_binding, make_hub_order, make_sync
+from tests.shared_fixtures import make_binding, make_hub_order, make_sync
 from tests.fake_oms import FakeOms
 
 pytestmark = pytest.mark.django_db

@@ -7,6 +7,8 @@ import pytest
 
 from .processes import ROOT, Served
 
+pytestmark = pytest.mark.slow  # the sandbox as a process
+
 DEMO_HEADERS = {"X-VTEX-API-AppKey": "vtexappkey-demostore-SANDBOX", "X-VTEX-API-AppToken": "sandbox-token-not-secret"}
 
 

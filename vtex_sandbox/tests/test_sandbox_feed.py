@@ -156,6 +156,7 @@ def test_from_orders_passes_every_change(sb, vtex):
     assert [i["state"] for i in vtex.feed()] == ALL_CREATION + ["invoiced"]
 
 
+@pytest.mark.slow
 def test_visibility_timeout_with_a_real_wait(sb, vtex):
     vtex.configure_feed(visibility=1)
     sb.create_orders(APP_KEY, 3)

@@ -1,5 +1,6 @@
 """Orders: realistic and self-consistent documents, OMS routes, status changes and the generator."""
 import re
+import threading
 import time
 
 import pytest
@@ -212,7 +213,8 @@ def test_generator_creates_orders_at_the_given_rate(sb):
     sb.stop_generator()
     made = len(sb.orders(APP_KEY))
     assert 2 <= made <= 6
-    time.sleep(0.25)
+    # stop_generator joins the generator's thread: once it is gone, nothing can add an order.
+    assert not [t for t in threading.enumerate() if t.name.startswith("sandbox-generator-") and t.is_alive()]
     assert len(sb.orders(APP_KEY)) == made
 
 

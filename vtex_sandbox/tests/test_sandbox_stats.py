@@ -2,6 +2,8 @@
 import re
 import threading
 
+import pytest
+
 APP_KEY = "vtexappkey-teststore-ABC"  # as set up in conftest.py
 
 
@@ -99,6 +101,7 @@ def test_concurrent_clients_are_consistent(sb, vtex, server):
     assert sb.stats()["calls"]["feed_retrieve"] == 60
 
 
+@pytest.mark.slow
 def test_sandbox_is_plain_python():
     """Importable and usable with no Django installed or configured, and no sandbox module imports Django."""
     import pathlib

@@ -48,6 +48,7 @@ def test_state_survives_close_and_reopen(tmp_path):
         again.close()
 
 
+@pytest.mark.slow
 def test_an_unusable_state_file_is_refused_and_left_alone(tmp_path):
     path = tmp_path / "state.json"
     path.write_text("{not json")
@@ -84,6 +85,7 @@ def _orders(http, url, app_key):
     return [o["orderId"] for o in response.json()]
 
 
+@pytest.mark.slow
 def test_command_keeps_stores_and_orders_across_a_restart(tmp_path, http):
     state = tmp_path / "var" / "sandbox-state.json"
     args = ("--state-file", str(state), "--initial-orders", "3", "--orders-per-minute", "0")
@@ -111,6 +113,7 @@ def test_command_keeps_stores_and_orders_across_a_restart(tmp_path, http):
     assert "state restored from" in output and "2 store(s), 5 order(s)" in output
 
 
+@pytest.mark.slow
 def test_changes_reach_the_file_without_a_clean_stop(tmp_path, http):
     state = tmp_path / "sandbox-state.json"
     args = ("--state-file", str(state), "--initial-orders", "0", "--orders-per-minute", "0")

@@ -11,9 +11,10 @@ import pytest
 
 import erp_plugins.amqp
 from erp_plugins.amqp.adapter import POOL, REASON_HEADER, AmqpAdapter
-from integration.plugins import (
-    UPDATES, PermanentError, SettingsError, TransientError, UpdateReceipt, parse_order,
-)
+from integration.plugins import UPDATES, PermanentError, SettingsError, TransientError, parse_order
+from tests.recording import UpdateReceiver as Recorder
+
+pytestmark = pytest.mark.slow  # a real RabbitMQ, restarted by some tests
 
 RAW = {
     "orderId": "1500000000009-01",
@@ -46,21 +47,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-class Recorder:
-    """The hub's `receive`, played by a list: accepts every update except the orders in `refuse`."""
-
-    def __init__(self, refuse=(), fail=False):
-        self.updates, self.refuse, self.fail = [], set(refuse), fail
-
-    def __call__(self, update):
-        if self.fail:
-            raise RuntimeError("database is down")
-        self.updates.append(update)
-        if update.order_id in self.refuse:
-            return UpdateReceipt(accepted=False, status="rejected", error="body.invoiceValue: expected an amount")
-        return UpdateReceipt(accepted=True, status="queued", update_id=len(self.updates))
 
 
 # --- registration and settings --------------------------------------------------------------------

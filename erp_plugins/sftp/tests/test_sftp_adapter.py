@@ -12,7 +12,10 @@ import pytest
 
 import erp_plugins.sftp
 from erp_plugins.sftp.adapter import CSV_COLUMNS, POOL, SftpAdapter
-from integration.plugins import UPDATES, PermanentError, SettingsError, TransientError, UpdateReceipt, parse_order
+from integration.plugins import UPDATES, PermanentError, SettingsError, TransientError, parse_order
+from tests.recording import UpdateReceiver as Recorder
+
+pytestmark = pytest.mark.slow  # a real sshd
 
 RAW = {
     "orderId": "1500000000007-01",
@@ -46,19 +49,6 @@ def adapter_for(server, folder, **settings):
 
 def visible(folder):
     return sorted(p.name for p in folder.iterdir())
-
-
-class Recorder:
-    def __init__(self, refuse=(), fail=False):
-        self.updates, self.refuse, self.fail = [], set(refuse), fail
-
-    def __call__(self, update):
-        if self.fail:
-            raise RuntimeError("database is down")
-        self.updates.append(update)
-        if update.order_id in self.refuse:
-            return UpdateReceipt(accepted=False, status="rejected", error="body.invoiceValue: expected an amount")
-        return UpdateReceipt(accepted=True, status="queued", update_id=len(self.updates))
 
 
 # --- registration and settings --------------------------------------------------------------------

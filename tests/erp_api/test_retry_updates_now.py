@@ -5,7 +5,7 @@ from django.db.models.functions import Now
 from integration.models import UpdateSource, UpdateStatus, VtexUpdate
 from integration.operations.updates import retry_updates
 from integration.pipeline.update_intake import accept_update
-from tests.way_back.helpers import invoice_body
+from tests.fake_vtex_updates import invoice_body
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from integration.vtex_push.views import vtex_hook
 from integration.pipeline.inbox import make_change_key
 from integration.models import Account, FeedEvent, Order
 from tests.fake_feed import FakeFeed, feed_item
-from tests.hooks.payloads import notification
+from tests.vtex_push.payloads import notification
 
 pytestmark = pytest.mark.django_db
 

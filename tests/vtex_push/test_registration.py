@@ -238,7 +238,7 @@ def test_store_list_shows_the_last_hook_notification(admin_client, account, make
     page = admin_client.get(CHANGELIST).content.decode()
     assert "last hook notification" in page.lower()
     assert "never" in page  # the hook-mode store has had none yet
-    from tests.hooks.payloads import notification
+    from tests.vtex_push.payloads import notification
 
     assert post_hook(notification()).status_code == 200
     account.refresh_from_db()

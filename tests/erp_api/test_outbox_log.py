@@ -6,7 +6,7 @@ import pytest
 from integration.models import UpdateSource
 from integration.pipeline.outbox import send_due
 from integration.pipeline.update_intake import accept_update
-from tests.way_back.helpers import invoice_body
+from tests.fake_vtex_updates import invoice_body
 
 pytestmark = pytest.mark.django_db
 

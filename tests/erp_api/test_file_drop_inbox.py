@@ -8,7 +8,7 @@ import pytest
 from integration.models import AdapterBinding, UpdateSource, UpdateStatus, VtexUpdate
 from integration.pipeline.adapter_updates import poll_all
 from integration.pipeline.outbox import send_due
-from tests.way_back.helpers import TRACKING, invoice_body
+from tests.fake_vtex_updates import TRACKING, invoice_body
 
 pytestmark = pytest.mark.django_db
 

@@ -4,6 +4,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # each test runs manage.py in a subprocess
+
 ROOT = Path(__file__).resolve().parents[2]
 # HUB_ENV_FILE="": no dev env file, as on a server (a dev checkout has one with DEBUG=true).
 PROD = {"PATH": os.environ["PATH"], "HUB_ENV_FILE": "", "DEBUG": "false", "ALLOWED_HOSTS": "hub.example.com",

@@ -8,7 +8,7 @@ from integration.alerts import evaluate_failed_updates
 from integration.models import Alert, AlertKind, AttemptOutcome, ErpToken, UpdateAttempt, UpdateSource, UpdateStatus, VtexUpdate
 from integration.models.updates import hash_token
 from integration.pipeline.update_intake import accept_update
-from tests.way_back.helpers import invoice_body
+from tests.fake_vtex_updates import invoice_body
 
 pytestmark = pytest.mark.django_db
 

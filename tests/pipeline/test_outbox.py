@@ -6,9 +6,15 @@ from integration.models import (
 )
 from integration.pipeline.outbox import send_due
 from integration.pipeline.update_intake import UpdateRefused, accept_update
-from tests.way_back.helpers import DELIVERY, TRACKING, invoice_body
+from tests.fake_vtex_updates import DELIVERY, TRACKING, invoice_body
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def oms(vtex_updates):
+    """The way back's VTEX: FakeOms plus the invoice, tracking and cancel calls."""
+    return vtex_updates
 
 
 def accept(account, kind, body, order_id="1001-01", invoice_number=""):

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from integration.models import ErpToken, Order, UpdateStatus, VtexUpdate
-from tests.way_back.helpers import DELIVERY, TRACKING, invoice_body
+from tests.fake_vtex_updates import DELIVERY, TRACKING, invoice_body
 
 pytestmark = pytest.mark.django_db
 BASE = "/erp-api/teststore/api/oms/pvt/orders"

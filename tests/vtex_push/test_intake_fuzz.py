@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, event as note, given, settings, strategies a
 
 from integration.pipeline.inbox import make_change_key
 from integration.models import FeedEvent
-from tests.hooks.payloads import notification
+from tests.vtex_push.payloads import notification
 
 pytestmark = pytest.mark.django_db
 

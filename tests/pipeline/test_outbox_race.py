@@ -8,7 +8,13 @@ from django.db import connection
 from integration.models import Order, StartHandlingState, UpdateSource, UpdateStatus, VtexUpdate
 from integration.pipeline.outbox import send_due
 from integration.pipeline.update_intake import accept_update
-from tests.way_back.helpers import TRACKING, invoice_body
+from tests.fake_vtex_updates import TRACKING, invoice_body
+
+
+@pytest.fixture
+def oms(vtex_updates):
+    """The way back's VTEX: FakeOms plus the invoice, tracking and cancel calls."""
+    return vtex_updates
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,7 +1,7 @@
 """The hook path through to a delivered order and exactly one start-handling.
 
-Here so that tests/pipeline/conftest.py applies (the recording adapters: recorder, bindings,
-feed, oms). Notifications are POSTed with the Django test client; the last test runs the real
+The recording adapters (recorder, bindings) and the fake VTEX (feed, oms) come from
+tests/shared_fixtures.py, dispatched inline as in tests/pipeline. Notifications are POSTed with the Django test client; the last test runs the real
 thing: the sandbox pings and pushes to live_server, the feed delivers the same changes.
 """
 import json
@@ -14,8 +14,10 @@ from integration.pipeline.feed_cycle import run_feed_cycle
 from integration.vtex_push.registration import register_hook
 from integration.models import Account, FeedEvent, Order, OrderSync, StartHandlingState
 from tests.fake_feed import feed_item
-from tests.hooks.payloads import notification
+from tests.vtex_push.payloads import notification
 
+
+pytestmark = pytest.mark.usefixtures("inline_dispatch")
 
 def post(client, account, body):
     response = client.post(f"/hooks/vtex/{account.pk}/{account.hook_secret}/", data=json.dumps(body), content_type="application/json")
@@ -78,6 +80,7 @@ def _wait(predicate, timeout=15.0):
     return predicate()
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_sandbox_pings_and_pushes_to_the_live_hub_and_the_feed_brings_only_duplicates(account, bindings, recorder, live_server, settings):
     from vtex_sandbox import Sandbox, SandboxServer

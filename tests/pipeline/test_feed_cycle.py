@@ -6,7 +6,6 @@ from integration.crypto import SecretDecryptionError
 from integration.pipeline.feed_cycle import run_feed_cycle
 from integration.models import Account, FeedEvent
 from tests.fake_feed import BASE, FakeFeed, feed_item
-from tests.recording import bindings, inline_dispatch, oms, recorder  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,4 @@
-"""VTEX hook notifications for tests (imported by tests/hooks and tests/pipeline)."""
+"""VTEX hook notifications for tests (imported by tests/vtex_push and tests/fuzz)."""
 
 
 def notification(order_id="1001-01", state="ready-for-handling", *, account_name="teststore",

@@ -1,1 +1,0 @@
-from tests.recording import bindings, feed, inline_dispatch, oms, recorder  # noqa: F401

@@ -1,0 +1,116 @@
+"""Dispatch: every routed order delivered once per binding, failures isolated, holds and rate limits respected."""
+import random
+
+import pytest
+from django.utils import timezone
+
+from integration.models import (
+    AdapterBinding,
+    AttemptOutcome,
+    FeedEvent,
+    Order,
+    OrderSync,
+    StartHandlingState,
+    SyncAttempt,
+    SyncStatus,
+)
+from integration.pipeline.dispatch import dispatch_due
+from integration.pipeline.feed_cycle import run_feed_cycle
+from integration.plugins.contract import PermanentError
+from tests.fake_feed import feed_item
+from tests.pipeline.steps import cycle
+
+pytestmark = pytest.mark.django_db
+
+
+def test_200_events_for_80_orders_give_one_delivery_per_order_and_binding(account, bindings, feed, oms, recorder):
+    rng = random.Random(7)
+    events = []
+    for n in range(80):
+        oid = f"{1000 + n}-01"
+        oms.add(oid)
+        ready = feed_item(oid, change=f"2026-11-27T10:{n % 60:02d}:00.0000000Z")
+        events.append(ready)
+        events.append(feed_item(oid, "window-to-cancel", change="2026-11-27T09:00:00Z", last_state="payment-approved"))
+    for n in range(40):  # duplicates and twins of the ready event
+        dup = dict(events[2 * n], handle=f"dup-{n}")
+        events.append(dup if n % 2 else dict(dup, eventId=f"TWIN-{n}"))
+    events = events[:200]
+    rng.shuffle(events)  # out of order: window-to-cancel after ready-for-handling, duplicates anywhere
+    feed.add(*events)
+    assert len(events) == 200
+    report = cycle(account)
+    assert len(feed.committed) == 200
+    assert FeedEvent.objects.count() == 160
+    for key in ("rec_a", "rec_b"):
+        delivered = [c[2] for c in recorder.calls if c[0] == key and c[1] == "send"]
+        assert len(delivered) == 80 and len(set(delivered)) == 80
+    assert len(oms.start_handling_calls) == 80 and set(oms.start_handling_calls.values()) == {1}
+    assert report.start_handling == {StartHandlingState.DONE: 80}
+    assert Order.objects.filter(start_handling_state=StartHandlingState.DONE).count() == 80
+    # The same events again, and another dispatch: nothing more happens.
+    feed.add(*[dict(e, handle=f"again-{i}") for i, e in enumerate(events[:50])])
+    cycle(account)
+    assert recorder.count() == 160 and set(oms.start_handling_calls.values()) == {1}
+
+
+def test_canceled_before_dispatch_skips_the_send_and_records_it(account, bindings, feed, oms, recorder):
+    oms.add("1-01", "canceled")
+    feed.add(feed_item("1-01"))
+    run_feed_cycle(account)  # routed, not yet dispatched
+    feed.add(feed_item("1-01", "canceled", change="2026-11-27T11:00:00Z"))
+    cycle(account)
+    assert recorder.count() == 0 and recorder.count(action="cancel") == 0
+    sends = OrderSync.objects.filter(action="send")
+    assert {s.status for s in sends} == {SyncStatus.SKIPPED}
+    assert all("canceled" in s.hold_reason for s in sends)
+    assert oms.start_handling_calls == {}
+
+
+def test_an_adapter_that_raises_does_not_stop_another(account, bindings, feed, oms, recorder):
+    recorder.always["rec_a"] = RuntimeError("adapter bug")
+    oms.add("1-01")
+    feed.add(feed_item("1-01"))
+    cycle(account)
+    assert recorder.count("rec_b") == 1
+    a = OrderSync.objects.get(binding__adapter_key="rec_a")
+    assert a.status == SyncStatus.PENDING and a.attempts == 1 and "adapter bug" in a.last_error
+    attempt = SyncAttempt.objects.get(sync=a)
+    assert attempt.outcome == AttemptOutcome.TRANSIENT and "RuntimeError" in attempt.traceback
+    assert oms.start_handling_calls == {}  # rec_a gates start-handling and has not accepted the order
+
+
+def test_a_permanent_error_fails_at_once(account, bindings, feed, oms, recorder):
+    recorder.always["rec_a"] = PermanentError("ERP rejected the order: unknown SKU")
+    oms.add("1-01")
+    feed.add(feed_item("1-01"))
+    cycle(account)
+    sync = OrderSync.objects.get(binding__adapter_key="rec_a")
+    assert sync.status == SyncStatus.FAILED and sync.attempts == 1 and "unknown SKU" in sync.last_error
+
+
+def test_paused_store_and_disabled_binding_hold_their_syncs(account, bindings, feed, oms, recorder):
+    a, b = bindings
+    oms.add("1-01")
+    feed.add(feed_item("1-01"))
+    account.set_paused(True)
+    cycle(account)
+    assert recorder.count() == 0
+    assert set(OrderSync.objects.values_list("status", flat=True)) == {SyncStatus.PENDING}
+    AdapterBinding.objects.filter(pk=b.pk).update(enabled=False)
+    account.set_paused(False)
+    dispatch_due(budget=5)
+    assert recorder.count("rec_a") == 1 and recorder.count("rec_b") == 0
+    assert OrderSync.objects.get(binding=b).status == SyncStatus.PENDING
+    AdapterBinding.objects.filter(pk=b.pk).update(enabled=True)
+    dispatch_due(budget=5)
+    assert recorder.count("rec_b") == 1 and oms.start_handling_calls == {"1-01": 1}
+
+
+def test_rate_limit_on_get_order_postpones_without_spending_attempts(account, bindings, feed, vtex, recorder):
+    vtex.get("https://teststore.vtexcommercestable.com.br/api/oms/pvt/orders/1-01", status=429, headers={"Retry-After": "30"})
+    feed.add(feed_item("1-01"))
+    cycle(account)
+    sync = OrderSync.objects.filter(binding__adapter_key="rec_a").get()
+    assert sync.attempts == 0 and sync.status == SyncStatus.PENDING
+    assert 20 < (sync.next_attempt_at - timezone.now()).total_seconds() <= 31
