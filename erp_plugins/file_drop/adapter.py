@@ -26,53 +26,21 @@ The store's account name comes from the `_account` key the hub injects into the 
 """
 import json
 import os
-import re
-import string
 import tempfile
 from datetime import datetime, timezone
 
 from integration.plugins import (
     CANCEL, SEND, UPDATES, Adapter, Delivery, InboundUpdate, PermanentError, Setting, TransientError, excerpt,
+    file_name_problem, safe_part,
 )
 
 DEFAULT_TEMPLATE = "{account}-{order_id}-{action}.json"
 PLACEHOLDERS = frozenset({"account", "order_id", "action", "sequence"})
-REQUIRED_PLACEHOLDERS = ("order_id", "action")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
 def template_problems(template):
     """Why a filename template is unusable, or None."""
-    if not template:
-        return "Enter a file name template."
-    if "/" in template or "\\" in template or "\x00" in template:
-        return "The template is a file name, not a path: no '/' or '\\'."
-    if template.startswith("."):
-        return "The file name may not start with a dot (temporary files do)."
-    if template.endswith(".tmp"):
-        return "The file name may not end with .tmp (temporary files do)."
-    try:
-        parsed = list(string.Formatter().parse(template))
-    except ValueError as exc:
-        return f"Invalid template: {exc}."
-    used = set()
-    for _literal, field, spec, conversion in parsed:
-        if field is None:
-            continue
-        if field not in PLACEHOLDERS:
-            return f"Unknown placeholder {{{field}}}; use " + ", ".join(f"{{{p}}}" for p in sorted(PLACEHOLDERS)) + "."
-        if spec or conversion:
-            return f"Placeholder {{{field}}} takes no format options."
-        used.add(field)
-    missing = [p for p in REQUIRED_PLACEHOLDERS if p not in used]
-    if missing:
-        return "The template must contain " + " and ".join(f"{{{p}}}" for p in missing) + " so files never overwrite each other."
-    return None
-
-
-def safe_part(value):
-    value = _UNSAFE.sub("_", str(value or ""))
-    return "_" if value in ("", ".", "..") else value[:100]
+    return file_name_problem(template, PLACEHOLDERS)
 
 
 class FileDropAdapter(Adapter):

@@ -27,7 +27,6 @@ import re
 import secrets
 import socket
 import stat
-import string
 import time
 from datetime import datetime, timezone
 
@@ -48,6 +47,8 @@ from integration.plugins import (
     excerpt,
     parse_update_message,
     register_secret,
+    file_name_problem,
+    safe_part,
 )
 
 log = logging.getLogger(__name__)
@@ -55,13 +56,11 @@ log = logging.getLogger(__name__)
 EVENTS = {SEND: "order.send", CANCEL: "order.cancel", STATUS: "order.status"}
 DEFAULT_TEMPLATE = "{account}-{order_id}-{action}.{ext}"
 PLACEHOLDERS = frozenset({"account", "order_id", "action", "sequence", "ext"})
-REQUIRED_PLACEHOLDERS = ("order_id", "action")
 TEMP_SUFFIXES = (".tmp", ".part", ".partial", ".filepart", ".crdownload")
 PROCESSED, REJECTED = "processed", "rejected"
 MAX_INBOUND_BYTES = 1024 * 1024
 EXCERPT_LIMIT = 2000
 _FINGERPRINT = re.compile(r"(?:SHA256:)?([A-Za-z0-9+/]{43})=?")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _PEM = re.compile(r"(-----BEGIN [A-Z0-9 ]+-----)(.*?)(-----END [A-Z0-9 ]+-----)", re.DOTALL)
 
 POOL_MAX_IDLE = 30  # seconds an idle SSH session is kept for the next delivery
@@ -106,34 +105,7 @@ def normalise_fingerprint(value):
 
 
 def template_problem(template):
-    if not template:
-        return "Enter a file name template."
-    if "/" in template or "\\" in template or "\x00" in template:
-        return "The template is a file name, not a path: no '/' or '\\'."
-    if template.startswith(".") or template.endswith(TEMP_SUFFIXES):
-        return "The file name may not start with a dot or end like a temporary file (.tmp, .part)."
-    try:
-        parsed = list(string.Formatter().parse(template))
-    except ValueError as exc:
-        return f"Invalid template: {exc}."
-    used = set()
-    for _literal, field, spec, conversion in parsed:
-        if field is None:
-            continue
-        if field not in PLACEHOLDERS:
-            return f"Unknown placeholder {{{field}}}; use " + ", ".join(f"{{{p}}}" for p in sorted(PLACEHOLDERS)) + "."
-        if spec or conversion:
-            return f"Placeholder {{{field}}} takes no format options."
-        used.add(field)
-    missing = [p for p in REQUIRED_PLACEHOLDERS if p not in used]
-    if missing:
-        return "The template must contain " + " and ".join(f"{{{p}}}" for p in missing) + " so files never overwrite each other."
-    return None
-
-
-def safe_part(value):
-    value = _UNSAFE.sub("_", str(value or ""))
-    return "_" if value in ("", ".", "..") else value[:100]
+    return file_name_problem(template, PLACEHOLDERS, TEMP_SUFFIXES)
 
 
 def load_private_key(text, passphrase=None):

@@ -29,6 +29,7 @@ from integration.plugins.contract import (
     TransientError,
 )
 from integration.plugins.events import AlertInfo, StoreInfo, SyncInfo
+from integration.plugins.filenames import file_name_problem, safe_part
 from integration.plugins.hookspecs import PROJECT_NAME, hookimpl, hookspec
 from integration.plugins.parsed_order import InvalidOrder, ParsedOrder, parse_order
 from integration.plugins.pool import ConnectionPool
@@ -48,7 +49,7 @@ __all__ = [
     "hookimpl", "hookspec", "hub_version", "InvalidOrder", "ParsedOrder", "parse_order", "UPDATE_KINDS",
     "InboundUpdate", "MalformedUpdate", "UpdateReceipt", "parse_update_message",
     "REDACTED", "excerpt", "is_secret_name", "redact", "redact_headers", "register_secret",
-    "AlertInfo", "StoreInfo", "SyncInfo",
+    "AlertInfo", "StoreInfo", "SyncInfo", "file_name_problem", "safe_part",
 ]
 
 DISTRIBUTION_NAME = "vtex-order-hub"

@@ -5,7 +5,6 @@ from django.urls import reverse
 from integration.demo import DEMO_APP_TOKEN
 from integration.models import Account
 from integration.operations import stores as store_ops
-from vtex_sandbox import Sandbox, SandboxServer
 
 pytestmark = pytest.mark.django_db
 APP_KEY = "vtexappkey-sandboxadmin-TEST"
@@ -13,14 +12,8 @@ APP_TOKEN = "sandbox-admin-token-123456"
 
 
 @pytest.fixture
-def sandbox():
-    sb = Sandbox(seed=5)
-    sb.add_account("sbstore", app_key=APP_KEY, app_token=APP_TOKEN)
-    server = SandboxServer(sb, host="127.0.0.1", port=0).start()
-    sb.url = server.url
-    yield sb
-    server.stop()
-    sb.close()
+def sandbox(serve_sandbox):
+    return serve_sandbox("sbstore", APP_KEY, APP_TOKEN, seed=5)
 
 
 @pytest.fixture
