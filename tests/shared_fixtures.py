@@ -13,6 +13,7 @@
 A package's conftest.py or a module may define a fixture of the same name: it wins there.
 """
 import importlib
+import os
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -252,3 +253,26 @@ def subprocess_database_url():
         return f"sqlite:///{s['NAME']}"
     auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
     return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+# --- real servers (RabbitMQ, sshd) ----------------------------------------------------------------
+AMQP_URL = os.environ.get("HUB_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+
+
+def server_missing(message):
+    """Skip a test whose real server is missing, except in CI (HUB_REQUIRE_SERVERS=1), where it fails."""
+    if os.environ.get("HUB_REQUIRE_SERVERS") == "1":
+        pytest.fail(f"{message} (HUB_REQUIRE_SERVERS=1: a missing server is a failure)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq():
+    """The URL of a RabbitMQ that answers (HUB_AMQP_URL, default guest@127.0.0.1:5672)."""
+    pika = pytest.importorskip("pika", reason="the amqp extra is not installed")
+    try:
+        connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL + "?connection_attempts=1&socket_timeout=3"))
+    except Exception as exc:
+        server_missing(f"no RabbitMQ at {AMQP_URL.split('@')[-1]}: {exc}")
+    connection.close()
+    return AMQP_URL

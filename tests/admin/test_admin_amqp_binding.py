@@ -1,7 +1,5 @@
 """The amqp adapter bound to a store in the admin: its own form, the password write-only, and
 Check connection against the local RabbitMQ."""
-import os
-import socket
 
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
@@ -11,16 +9,6 @@ from integration.models import AdapterBinding
 
 pytest.importorskip("pika", reason="the amqp extra is not installed")
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def rabbitmq():
-    try:
-        socket.create_connection(("127.0.0.1", 5672), timeout=2).close()
-    except OSError as exc:
-        if os.environ.get("HUB_REQUIRE_SERVERS") == "1":
-            pytest.fail(f"no RabbitMQ on 127.0.0.1:5672: {exc}")
-        pytest.skip(f"no RabbitMQ on 127.0.0.1:5672: {exc}")
 
 
 def test_bind_in_the_admin_then_check_the_connection(admin_client, account, rabbitmq):

@@ -3,30 +3,13 @@
 Each test gets its own exchange and queues (unique names, deleted afterwards). Without a broker
 the tests are skipped, except when HUB_REQUIRE_SERVERS=1 (CI), where they fail.
 """
-import os
 import uuid
 from urllib.parse import urlsplit
 
 import pika
 import pytest
 
-BROKER_URL = os.environ.get("HUB_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
-
-
-def server_missing(message):
-    if os.environ.get("HUB_REQUIRE_SERVERS") == "1":
-        pytest.fail(f"{message} (HUB_REQUIRE_SERVERS=1: a missing server is a failure)")
-    pytest.skip(message)
-
-
-@pytest.fixture(scope="session")
-def rabbitmq():
-    try:
-        connection = pika.BlockingConnection(pika.URLParameters(BROKER_URL + "?connection_attempts=1&socket_timeout=3"))
-    except Exception as exc:
-        server_missing(f"no RabbitMQ at {urlsplit(BROKER_URL).hostname}:{urlsplit(BROKER_URL).port}: {exc}")
-    connection.close()
-    return BROKER_URL
+# `rabbitmq` (the broker's URL, skipped or failed when it does not answer) is a shared fixture.
 
 
 class Broker:

@@ -16,13 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.shared_fixtures import server_missing
+
 SSHD = "/usr/sbin/sshd"
 
 
-def server_missing(message):
-    if os.environ.get("HUB_REQUIRE_SERVERS") == "1":
-        pytest.fail(f"{message} (HUB_REQUIRE_SERVERS=1: a missing server is a failure)")
-    pytest.skip(message)
 
 
 def free_port():
