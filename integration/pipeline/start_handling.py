@@ -7,11 +7,14 @@ import enum
 import logging
 import time
 import traceback
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.db.models import Exists, F, OuterRef, Q
-from django.db.models.functions import Now
+from django.db.models.functions import Coalesce, Now
 
 from integration.pipeline.backoff import delay_after
 from integration.bounds import storable_text
@@ -21,6 +24,8 @@ from integration.vtex import errors
 
 log = logging.getLogger(__name__)
 QUICK_RETRIES = 2
+SWITCHED_OFF = "Not called: this store has start-handling switched off."
+DONE_RECORD = "VTEX answered 204: the order moved to start-handling."
 
 
 class Eligibility(enum.Enum):
@@ -47,21 +52,13 @@ def refresh_eligibility(order, *, claim=False) -> Eligibility:
         return Eligibility.UNCHANGED
     pending = Order.objects.filter(pk=order.pk, start_handling_state=StartHandlingState.PENDING, start_handling_due_at__isnull=True)
     if not order.account.call_start_handling:
-        pending.update(start_handling_state=StartHandlingState.SKIPPED, start_handling_record="Not called: this store has start-handling switched off.")
+        pending.update(start_handling_state=StartHandlingState.SKIPPED, start_handling_record=SWITCHED_OFF)
         return Eligibility.UNCHANGED
     if claim and pending.filter(canceled=False).update(
             start_handling_due_at=Now(), start_handling_state=StartHandlingState.CLAIMED,
             start_handling_attempts=F("start_handling_attempts") + 1):
         return Eligibility.CLAIMED
     return Eligibility.DUE if pending.update(start_handling_due_at=Now()) else Eligibility.UNCHANGED
-
-
-def after_dispatch(order, client, *, syncs_ran) -> StartHandlingState | None:
-    """The dispatcher's one call for an order it worked on: when its syncs ran (`syncs_ran`),
-    make start-handling due if every gating send is now delivered (and claim it); then call it if
-    it is due. Returns the state it reached, or None when it was not called."""
-    claimed = syncs_ran and refresh_eligibility(order, claim=True) is Eligibility.CLAIMED
-    return run_start_handling(order, client, claimed=claimed)
 
 
 def _finish(order, state, record, **extra):
@@ -89,34 +86,111 @@ def run_start_handling(order, client, *, claimed=False) -> StartHandlingState | 
         ).update(start_handling_state=StartHandlingState.CLAIMED, start_handling_attempts=F("start_handling_attempts") + 1)
     if not claimed:
         return None
+    return record_lot([(order, call(order, client))]).get(order.pk)
+
+
+@dataclass
+class CallResult:
+    """VTEX's answer to one start-handling call, as the order's row will record it."""
+    state: StartHandlingState
+    record: str
+    reschedule_in: int | None = None  # pending again: due in that many seconds (None: on the backoff schedule)
+    count_attempt: bool = True
+    vtex_status: str | None = None  # re-read after a 409
+
+
+def claim_for_lot(orders, *, ran_pks, owner):
+    """The dispatcher's start-handling step for a lot of claimed orders, in a few statements.
+
+    For the orders whose syncs ran (`ran_pks`): make start-handling due once every gating send is
+    delivered (or mark it not called, when the store has it switched off). Then claim, by one
+    conditional UPDATE, every order of the lot whose start-handling is due, and return those
+    orders: the caller calls VTEX for each (`call`) and records the answers (`record_lot`).
+    """
+    by_pk = {order.pk: order for order in orders}
+    eligible = set()
+    if ran_pks:
+        statuses = defaultdict(set)
+        for order_pk, status in OrderSync.objects.filter(order_id__in=list(ran_pks), action=RuleAction.SEND,
+                                                         binding__gates_start_handling=True).values_list("order_id", "status"):
+            statuses[order_pk].add(status)
+        eligible = {pk for pk, found in statuses.items() if found <= set(DELIVERED_STATUSES)}
+    off = [pk for pk in eligible if not by_pk[pk].account.call_start_handling]
+    if off:
+        Order.objects.filter(pk__in=off, start_handling_state=StartHandlingState.PENDING, start_handling_due_at__isnull=True).update(
+            start_handling_state=StartHandlingState.SKIPPED, start_handling_record=SWITCHED_OFF)
+    on = list(eligible.difference(off))
+    # A marker only this lot's claim writes: the rows it changed are then known by one query.
+    marker = f"Calling start-handling (worker {owner}, lot {uuid.uuid4().hex[:8]})."
+    claimed = Order.objects.filter(
+        Q(pk__in=on, start_handling_due_at__isnull=True) | Q(pk__in=list(by_pk), start_handling_due_at__lte=Now()),
+        start_handling_state=StartHandlingState.PENDING, canceled=False,
+    ).update(start_handling_state=StartHandlingState.CLAIMED, start_handling_due_at=Coalesce("start_handling_due_at", Now()),
+             start_handling_attempts=F("start_handling_attempts") + 1, start_handling_record=marker)
+    if claimed < len(on):  # a canceled order: due (as an operator sees it), never called
+        Order.objects.filter(pk__in=on, start_handling_state=StartHandlingState.PENDING,
+                             start_handling_due_at__isnull=True).update(start_handling_due_at=Now())
+    if not claimed:
+        return []
+    pks = Order.objects.filter(pk__in=list(by_pk), start_handling_state=StartHandlingState.CLAIMED,
+                               start_handling_record=marker).values_list("pk", flat=True)
+    return [by_pk[pk] for pk in sorted(pks)]
+
+
+def call(order, client) -> CallResult:
+    """Call start-handling for a claimed order and say what to record. HTTP only, no statement:
+    the dispatcher runs it in its threads."""
     for quick in range(QUICK_RETRIES + 1):
         try:
             client.start_handling(order.order_id)
         except errors.Conflict as exc:
-            return _record_conflict(order, client, exc)
+            return _conflict(order, client, exc)
         except errors.RateLimited as exc:
-            _reschedule(order, f"VTEX rate limit: {exc}", exc.retry_after, count_attempt=False)
-            return StartHandlingState.PENDING
+            return CallResult(StartHandlingState.PENDING, f"VTEX rate limit: {exc}", reschedule_in=exc.retry_after,
+                              count_attempt=False)
         except errors.VtexError as exc:
             if exc.transient and quick < QUICK_RETRIES:
                 time.sleep(0.3 * (quick + 1))
                 continue
             if exc.transient:
-                attempts = Order.objects.get(pk=order.pk).start_handling_attempts
-                _reschedule(order, str(exc), delay_after(attempts))
-                return StartHandlingState.PENDING
-            _finish(order, StartHandlingState.FAILED, f"{exc}")
-            return StartHandlingState.FAILED
+                return CallResult(StartHandlingState.PENDING, str(exc))
+            return CallResult(StartHandlingState.FAILED, f"{exc}")
         except Exception as exc:  # not anticipated: a recorded attempt on the backoff schedule, never a silent re-claim
             log.exception("start-handling of store=%s order=%s failed unexpectedly", order.account.account_name, order.order_id)
-            attempts = Order.objects.get(pk=order.pk).start_handling_attempts
             record = f"Unexpected error: {type(exc).__name__}: {exc}\n{traceback.format_exc()}"
-            _reschedule(order, excerpt(record, 3800), delay_after(attempts))
-            return StartHandlingState.PENDING
+            return CallResult(StartHandlingState.PENDING, excerpt(record, 3800))
         else:
-            _finish(order, StartHandlingState.DONE, "VTEX answered 204: the order moved to start-handling.", start_handling_at=Now())
-            return StartHandlingState.DONE
-    return None
+            return CallResult(StartHandlingState.DONE, DONE_RECORD)
+
+
+def record_lot(results):
+    """Record the answers of `call` for (order, CallResult) pairs: the successes in one
+    statement, the rest (rare) one by one. Returns {order pk: state}."""
+    states, done = {}, []
+    for order, result in results:
+        if result is None:
+            continue
+        states[order.pk] = result.state
+        if result.state == StartHandlingState.DONE:
+            done.append(order)
+        elif result.vtex_status is not None:
+            Order.objects.filter(pk=order.pk).update(vtex_status=result.vtex_status)
+            _finish(order, result.state, result.record)
+        elif result.state == StartHandlingState.PENDING:
+            if result.reschedule_in is not None:
+                _reschedule(order, result.record, result.reschedule_in, count_attempt=result.count_attempt)
+            else:
+                attempts = Order.objects.get(pk=order.pk).start_handling_attempts
+                _reschedule(order, result.record, delay_after(attempts))
+        else:
+            _finish(order, result.state, result.record)
+    if done:
+        Order.objects.filter(pk__in=[o.pk for o in done], start_handling_state=StartHandlingState.CLAIMED).update(
+            start_handling_state=StartHandlingState.DONE, start_handling_record=DONE_RECORD, start_handling_at=Now())
+        for order in done:
+            log.info("start-handling store=%s order=%s state=%s %s", order.account.account_name, order.order_id,
+                     StartHandlingState.DONE, DONE_RECORD)
+    return states
 
 
 def recover_interrupted():
@@ -184,11 +258,11 @@ def call_anyway(queryset, user):
     return changed, sorted({account_id for _, account_id in rows})
 
 
-def _record_conflict(order, client, exc):
+def _conflict(order, client, exc):
     """409 OMS003: the order already moved on. Re-read it and say where it is; never retry blindly."""
+    vtex_status = None
     try:
-        status = storable_text(str(client.get_order(order.order_id).get("status", "?")))[:64]
-        Order.objects.filter(pk=order.pk).update(vtex_status=status)
+        status = vtex_status = storable_text(str(client.get_order(order.order_id).get("status", "?")))[:64]
     except errors.VtexError as read_error:
         status = f"unknown (re-reading the order failed: {read_error})"
     code = exc.code or "409"
@@ -196,5 +270,5 @@ def _record_conflict(order, client, exc):
         note = "start-handling had already taken effect (an earlier call, or another consumer)"
     else:
         note = "the order was not in ready-for-handling"
-    _finish(order, StartHandlingState.CONFLICT, f"VTEX answered 409 {code}; VTEX status now '{status}': {note}.")
-    return StartHandlingState.CONFLICT
+    return CallResult(StartHandlingState.CONFLICT, f"VTEX answered 409 {code}; VTEX status now '{status}': {note}.",
+                      vtex_status=vtex_status)

@@ -1,0 +1,49 @@
+"""Dispatch works per lot: the statements it runs for a lot of orders do not grow with the lot.
+
+Each order still costs its two VTEX calls and its ERP call, but the hub's own bookkeeping (the
+claim, the attempt rows saved before the calls, the outcomes, start-handling, the breaker) is
+written in a few set-based statements for the whole lot.
+"""
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from integration.models import AttemptOutcome, Order, OrderSync, StartHandlingState, SyncAttempt, SyncStatus
+from integration.pipeline.dispatch import dispatch_batch
+from tests.shared_fixtures import make_binding
+
+pytestmark = pytest.mark.django_db
+
+ERP_URL = "https://erp.example.com/orders"
+
+
+def _lot(account, binding, oms, first, size):
+    for n in range(first, first + size):
+        order_id = f"{5000 + n}-01"
+        oms.add(order_id)
+        order = Order.objects.create(account=account, order_id=order_id, vtex_status="ready-for-handling")
+        OrderSync.objects.create(order=order, binding=binding, action="send", next_attempt_at=timezone.now())
+
+
+def _statements_for_a_lot(account, binding, oms, first, size):
+    _lot(account, binding, oms, first, size)
+    with CaptureQueriesContext(connection) as ctx:
+        report = dispatch_batch(limit=size)
+    assert report.orders == size and report.succeeded == size
+    assert report.start_handling == {StartHandlingState.DONE: size}
+    return len(ctx.captured_queries)
+
+
+def test_the_statements_of_a_lot_do_not_grow_with_its_size(account, oms, vtex):
+    vtex.add("POST", ERP_URL, json={"id": "ERP-1"}, status=200)
+    binding = make_binding(account, url=ERP_URL)
+    ten = _statements_for_a_lot(account, binding, oms, 0, 10)
+    thirty = _statements_for_a_lot(account, binding, oms, 100, 30)
+    # Per order it used to be about ten statements (300 for 30 orders); per lot a few dozen at most.
+    assert thirty <= ten + 3, (ten, thirty)
+    assert ten <= 30, ten
+    assert SyncAttempt.objects.filter(outcome=AttemptOutcome.SUCCEEDED).count() == 40
+    assert OrderSync.objects.filter(status=SyncStatus.SUCCEEDED, attempts=1).count() == 40
+    assert Order.objects.filter(start_handling_state=StartHandlingState.DONE).count() == 40
+    assert set(oms.start_handling_calls.values()) == {1} and len(oms.start_handling_calls) == 40
