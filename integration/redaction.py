@@ -53,14 +53,31 @@ def redact_headers(headers):
     return {k: (REDACTED if is_secret_name(k) else redact(v)) for k, v in dict(headers or {}).items()}
 
 
+# Text past an excerpt's limit is cut before it is redacted, keeping this much more: a secret
+# that starts inside the excerpt ends inside what is redacted (known secrets: always, since the
+# margin is at least the longest; a "key": "value" pair: when its value is shorter than this).
+_EXCERPT_MARGIN = 1024
+
+
 def excerpt(text, limit=2000):
-    """A bounded, redacted excerpt for the operator."""
+    """A bounded, redacted excerpt for the operator. Only what is kept is redacted: a long text
+    is cut first (with a margin, so that no secret is cut in two inside the excerpt)."""
     if text is None:
         return ""
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
+    else:
+        text = str(text)
+    total = len(text)
+    if total > limit:
+        with _lock:
+            longest = max(map(len, _known_secrets), default=0)
+        text = text[:limit + max(_EXCERPT_MARGIN, longest)]
     text = storable_text(redact(text))  # excerpts are stored: no NUL, no lone surrogates
-    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more characters]"
+    if total <= limit and len(text) <= limit:
+        return text
+    # The count of characters left out refers to the original text (redaction changes lengths).
+    return text[:limit] + f"... [{max(total - limit, len(text) - limit)} more characters]"
 
 
 def _redacted_request(request):

@@ -88,6 +88,10 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------------
 _default_sqlite = f"sqlite:///{VAR_DIR / 'hub.sqlite3'}"
 DATABASES = {"default": dj_database_url.parse(env_str("DATABASE_URL") or _default_sqlite, conn_max_age=0)}
+# A worker keeps its connection across tasks and dispatch lots (opening one per task cost a few
+# percent of the CPU per order); a connection that went bad is noticed before it is reused.
+DATABASES["default"]["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # IMMEDIATE makes a writer wait for the lock (up to `timeout`) instead of failing at once
     # with "database is locked"; WAL lets readers work while one writer writes.
@@ -99,9 +103,6 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file (not :memory:) so that subprocesses under test share it; one per test run so that
     # two runs on one machine never write to the same file.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-hub-{os.getpid()}.sqlite3")}
-else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -137,6 +138,10 @@ DISPATCH_BATCH_SIZE = env_int("DISPATCH_BATCH_SIZE", 50)
 # "Retry all matching this filter" releases that many syncs a minute, so an ERP back from an outage is not flooded.
 RETRY_ALL_PER_MINUTE = env_int("RETRY_ALL_PER_MINUTE", 600)
 DISPATCH_CONCURRENCY = env_int("DISPATCH_CONCURRENCY", 8)
+# Every failed attempt keeps its request and response excerpts; of the successful ones, one in
+# this many (1: all). Redacting and storing the excerpt of every success cost CPU and most of
+# an order's bytes in the database.
+SUCCESS_EXCERPT_EVERY = max(1, env_int("SUCCESS_EXCERPT_EVERY", 10))
 VTEX_DEFAULT_RETRY_AFTER = env_int("VTEX_DEFAULT_RETRY_AFTER", 60)
 
 Q_CLUSTER = {

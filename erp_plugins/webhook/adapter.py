@@ -33,6 +33,7 @@ from integration.plugins import (
     Setting,
     TransientError,
     excerpt,
+    http_session,
     hub_version,
     is_secret_name,
     redact_headers,
@@ -142,10 +143,15 @@ class WebhookAdapter(Adapter):
         self._secret_header_names = {k.lower() for k in secret_headers}
         for secret in self._secrets:
             register_secret(secret)
-        self.session = requests.Session()
+        # One kept-alive session per endpoint and process, shared by every delivery to it.
+        try:
+            where = origin(self.url)
+        except ValueError:  # a port that is not a number: the request itself reports it
+            where = self.url
+        self.session = http_session(("webhook", where), url=self.url)
 
     def close(self):
-        self.session.close()
+        pass  # the session outlives the adapter: its connections serve the next delivery
 
     # --- actions ------------------------------------------------------------------------------
     def send_order(self, order, raw, idempotency_key):

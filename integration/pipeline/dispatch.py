@@ -15,8 +15,8 @@ set-based statements from the dispatching thread. The promises hold per order:
 Each order is claimed as a whole (a lease on the Order row), so its sends and cancels never run at
 the same time; its syncs run one after the other, in ACTION_ORDER, inside the lot.
 """
+import itertools
 import logging
-import threading
 import time
 import traceback
 from collections import defaultdict, deque
@@ -56,6 +56,7 @@ ORDER_LEASE = {"owner_field": "claimed_by", "until_field": "claimed_until"}
 NEVER_SENT = "The order was never delivered to this adapter; nothing to cancel."
 # Rows per set-based UPDATE: each row costs a few parameters, well under every database's limit.
 ROWS_PER_STATEMENT = 200
+_successes = itertools.count()  # which successful attempts keep their excerpts (SUCCESS_EXCERPT_EVERY)
 
 
 @dataclass
@@ -414,8 +415,11 @@ class _OrderWork:
         finally:
             adapter.close()
         gate.record(sync.binding_id, ok=True)
-        self._finish(call, AttemptOutcome.SUCCEEDED, started, request=getattr(delivery, "request_excerpt", ""),
-                     response=getattr(delivery, "response_excerpt", "") or getattr(delivery, "detail", ""))
+        if next(_successes) % settings.SUCCESS_EXCERPT_EVERY:
+            self._finish(call, AttemptOutcome.SUCCEEDED, started)  # a success not sampled: nothing to redact or store
+        else:
+            self._finish(call, AttemptOutcome.SUCCEEDED, started, request=getattr(delivery, "request_excerpt", ""),
+                         response=getattr(delivery, "response_excerpt", "") or getattr(delivery, "detail", ""))
         reference = storable_text(str(getattr(delivery, "reference", "") or ""))[:200]
         self.writes.append(("succeeded", sync, {"erp_reference": reference}))
 

@@ -5,7 +5,8 @@ Plugin authors need only this package, the hub's public plugin API::
     from integration.plugins import hookimpl, Adapter, Setting, Delivery, PermanentError, TransientError
 
 It also re-exports what an adapter may use besides: the parsed order, the redaction helpers
-(`redact`, `excerpt`, `register_secret`, …) and the plain values the observer hooks receive.
+(`redact`, `excerpt`, `register_secret`, …), the plain values the observer hooks receive, and the
+kept-alive connections: `ConnectionPool` and `http_session`.
 """
 import functools
 import importlib.metadata
@@ -33,6 +34,7 @@ from integration.plugins.filenames import file_name_problem, safe_part
 from integration.plugins.hookspecs import PROJECT_NAME, hookimpl, hookspec
 from integration.plugins.parsed_order import InvalidOrder, ParsedOrder, parse_order
 from integration.plugins.pool import ConnectionPool
+from integration.plugins.sessions import http_session
 from integration.plugins.updates import (
     UPDATE_KINDS,
     InboundUpdate,
@@ -49,7 +51,7 @@ __all__ = [
     "hookimpl", "hookspec", "hub_version", "InvalidOrder", "ParsedOrder", "parse_order", "UPDATE_KINDS",
     "InboundUpdate", "MalformedUpdate", "UpdateReceipt", "parse_update_message",
     "REDACTED", "excerpt", "is_secret_name", "redact", "redact_headers", "register_secret",
-    "AlertInfo", "StoreInfo", "SyncInfo", "file_name_problem", "safe_part",
+    "AlertInfo", "StoreInfo", "SyncInfo", "file_name_problem", "safe_part", "http_session",
 ]
 
 DISTRIBUTION_NAME = "vtex-order-hub"

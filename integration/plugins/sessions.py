@@ -1,0 +1,62 @@
+"""HTTP sessions kept alive across deliveries, for adapters that speak HTTP.
+
+The dispatcher builds one adapter per delivery. An adapter that opened its own
+`requests.Session` each time paid a new TCP (and TLS) handshake per order, plus requests'
+per-call scan of the environment and ~/.netrc. `http_session(key)` returns one session per key
+and process instead, shared by the dispatcher's threads: its connection pool is thread-safe and
+keeps connections alive between orders and between dispatch lots.
+
+What a shared session must not carry from one delivery to the next is switched off: it accepts
+no cookies, and it reads the environment (proxies, CA bundle) once, when it is made. Set
+headers, authentication and timeouts per request, never on the session.
+"""
+import http.cookiejar
+import os
+import threading
+from urllib.parse import urlsplit
+
+import requests
+import requests.adapters
+import requests.utils
+
+_lock = threading.Lock()
+_sessions: dict = {}
+
+
+def http_session(key, *, url=None, pool_size=16) -> requests.Session:
+    """The process's session for `key` (any hashable: an adapter key and the endpoint's origin,
+    say), made on first use with up to `pool_size` kept-alive connections per host. `url`: a URL
+    the session will call, for the proxy settings of the environment. Never close it: it outlives
+    the adapter."""
+    session = _sessions.get(key)
+    if session is None:
+        with _lock:
+            session = _sessions.get(key)
+            if session is None:
+                session = _sessions[key] = _new_session(url, pool_size)
+    return session
+
+
+def _new_session(url, pool_size):
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    # No cookie from one delivery (or one binding) reaches the next.
+    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    if url and urlsplit(url).scheme in ("http", "https"):
+        session.proxies.update(requests.utils.get_environ_proxies(url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    session.trust_env = False  # the environment was read above, once; not again on every call
+    return session
+
+
+def close_http_sessions():
+    """Close every kept session (tests; a process that forks)."""
+    with _lock:
+        sessions = list(_sessions.values())
+        _sessions.clear()
+    for session in sessions:
+        session.close()
