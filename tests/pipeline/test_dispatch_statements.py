@@ -47,3 +47,21 @@ def test_the_statements_of_a_lot_do_not_grow_with_its_size(account, oms, vtex):
     assert OrderSync.objects.filter(status=SyncStatus.SUCCEEDED, attempts=1).count() == 40
     assert Order.objects.filter(start_handling_state=StartHandlingState.DONE).count() == 40
     assert set(oms.start_handling_calls.values()) == {1} and len(oms.start_handling_calls) == 40
+
+
+def test_failures_keep_their_excerpts_successes_one_in_n(account, oms, vtex, settings):
+    settings.SUCCESS_EXCERPT_EVERY = 5
+    vtex.add("POST", ERP_URL, json={"id": "ERP-1"}, status=200)
+    binding = make_binding(account, url=ERP_URL)
+    _statements_for_a_lot(account, binding, oms, 0, 10)
+    kept = SyncAttempt.objects.filter(outcome=AttemptOutcome.SUCCEEDED).exclude(request_excerpt="")
+    assert kept.count() == 2  # ten deliveries in a row, one in five keeps what was sent
+    assert all(a.request_excerpt.startswith("POST https://erp.example.com/orders") and "[redacted]" in a.request_excerpt
+               for a in kept)  # the bearer token is not in it
+    vtex.replace("POST", ERP_URL, body="ERP down", status=500)
+    _lot(account, binding, oms, 100, 3)
+    report = dispatch_batch(limit=3)
+    assert report.retrying == 3
+    failed = SyncAttempt.objects.filter(outcome=AttemptOutcome.TRANSIENT)
+    assert failed.count() == 3 and all("POST https://erp.example.com" in a.request_excerpt and "ERP down" in a.response_excerpt
+                                       for a in failed)

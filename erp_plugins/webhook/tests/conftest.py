@@ -14,6 +14,7 @@ class Recorded:
     path: str
     headers: dict
     body: bytes
+    peer: tuple = ()  # the client's (host, port): one per TCP connection
 
 
 @dataclass
@@ -67,7 +68,7 @@ class FakeERP:
                 body = self.rfile.read(length) if length else b""
                 path = self.path.split("?")[0]
                 with erp.lock:
-                    erp.requests.append(Recorded(self.command, self.path, dict(self.headers.items()), body))
+                    erp.requests.append(Recorded(self.command, self.path, dict(self.headers.items()), body, self.client_address))
                 answer = erp._next_answer(path)
                 if answer.delay:
                     time.sleep(answer.delay)

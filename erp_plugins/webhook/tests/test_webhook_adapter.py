@@ -325,3 +325,17 @@ def test_check_connection_server_error_and_unreachable(erp):
         make_adapter(erp.url()).check_connection()
     with pytest.raises(TransientError):
         make_adapter(closed_port_url()).check_connection()
+
+
+def test_deliveries_share_one_kept_alive_connection_and_no_cookie(erp):
+    """The dispatcher builds an adapter per delivery and closes it after: the connection to the
+    endpoint outlives them (one TCP connection for three orders), and a cookie the ERP sets is
+    never sent back with the next order."""
+    erp.on("/keepalive", erp.answer(200, b'{"id": "ERP-1"}', headers={"Set-Cookie": "session=abc123; Path=/"}))
+    for n in range(3):
+        adapter = make_adapter(erp.url("/keepalive"))
+        send(adapter, key=f"idem-{n}")
+        adapter.close()
+    assert len(erp.requests) == 3
+    assert len({r.peer for r in erp.requests}) == 1
+    assert all("Cookie" not in r.headers for r in erp.requests)
