@@ -27,6 +27,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import connection
 from django.db.models import Case, F, Min, Q, Value, When
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Now
 from django.utils import timezone
 
@@ -592,7 +593,8 @@ def _written(rows, updated, status):
 
 def _update_rows(queryset, values_by_pk, **common):
     """One UPDATE for many rows of `queryset` (its filter is the guard): `common` for every row,
-    and each row's own values as CASE on the primary key. Returns how many rows changed."""
+    and each row's own values as a CASE on the primary key. Rows that share a value share one
+    WHEN, and a value every row shares is set plainly. Returns how many rows changed."""
     if not values_by_pk:
         return 0
     model = queryset.model
@@ -600,18 +602,47 @@ def _update_rows(queryset, values_by_pk, **common):
     updated = 0
     for start in range(0, len(pks), ROWS_PER_STATEMENT):
         chunk = pks[start:start + ROWS_PER_STATEMENT]
-        names = {name for pk in chunk for name in values_by_pk[pk]}
+        names = dict.fromkeys(name for pk in chunk for name in values_by_pk[pk])
         assignments = dict(common)
         for name in names:
-            model_field = model._meta.get_field(name)
-            whens = [When(pk=pk, then=_as_expression(values_by_pk[pk][name], model_field))
-                     for pk in chunk if name in values_by_pk[pk]]
-            case = Case(*whens, default=F(name), output_field=model_field)
-            if connection.features.requires_casted_case_in_updates:
-                case = Cast(case, output_field=model_field)
-            assignments[name] = case
+            rows = [(pk, values_by_pk[pk][name]) for pk in chunk if name in values_by_pk[pk]]
+            assignments[name] = _case(model, model._meta.get_field(name), rows, whole=len(rows) == len(chunk))
         updated += queryset.filter(pk__in=chunk).update(**assignments)
     return updated
+
+
+def _case(model, model_field, rows, *, whole):
+    """The value of `model_field` for each (pk, value) of `rows`. Built as SQL text rather than
+    one ORM When per row: resolving a few hundred When(pk=...) cost more CPU than the UPDATE."""
+    groups = {}
+    for pk, value in rows:
+        key = str(value) if hasattr(value, "resolve_expression") else (type(value), value) if _hashable(value) else id(value)
+        groups.setdefault(key, (value, []))[1].append(pk)
+    if whole and len(groups) == 1:
+        value = next(iter(groups.values()))[0]
+        return _as_expression(value, model_field)
+    if any(hasattr(value, "resolve_expression") for value, _ in groups.values()):
+        return Case(*[When(pk__in=pks, then=_as_expression(value, model_field)) for value, pks in groups.values()],
+                    default=F(model_field.name), output_field=model_field)
+    quote = connection.ops.quote_name
+    sql, params = ["CASE"], []
+    for value, pks in groups.values():
+        sql.append(f"WHEN {quote(model._meta.pk.column)} IN ({', '.join(['%s'] * len(pks))}) THEN %s")
+        params += pks
+        params.append(model_field.get_db_prep_save(value, connection))
+    sql.append(f"ELSE {quote(model_field.column)} END")
+    case = RawSQL(" ".join(sql), params, output_field=model_field)
+    if connection.features.requires_casted_case_in_updates:
+        case = Cast(case, output_field=model_field)
+    return case
+
+
+def _hashable(value):
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
 
 
 def _as_expression(value, model_field):

@@ -47,7 +47,8 @@ def _new_session(url, pool_size):
     if url and urlsplit(url).scheme in ("http", "https"):
         session.proxies.update(requests.utils.get_environ_proxies(url))
     bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if bundle:
+    if bundle and not (url and urlsplit(url).scheme == "http"):
+        # Only where TLS may be spoken: requests stats a CA bundle path on every request.
         session.verify = bundle
     session.trust_env = False  # the environment was read above, once; not again on every call
     return session

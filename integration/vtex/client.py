@@ -73,7 +73,8 @@ def _session_for(pool_key, base_url, pool_size):
         # call: that per-call scan of os.environ and ~/.netrc was a tenth of the hub's CPU per order.
         session.proxies.update(requests.utils.get_environ_proxies(base_url))
         bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        if bundle:
+        if bundle and not base_url.lower().startswith("http://"):
+            # Only where TLS is spoken: requests stats a CA bundle path on every request.
             session.verify = bundle
         session.trust_env = False
         _sessions[key] = session
