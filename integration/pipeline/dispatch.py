@@ -651,22 +651,6 @@ def _as_expression(value, model_field):
 
 # ------------------------------------------------------------------------ outside the common path
 
-def process_claimed_order(order_pk, owner, *, release=True):
-    """Work one claimed order (a lot of one)."""
-    order = Order.objects.select_related("account").get(pk=order_pk)
-    work = _OrderWork(order, list(due_syncs().filter(order=order).select_related("binding")))
-    try:
-        _work_lot([work], owner, 1)
-    except Exception as exc:
-        log.exception("dispatch of order pk=%s failed unexpectedly", order_pk)
-        work.report = DispatchReport(orders=1)
-        _record_unexpected(order_pk, owner, work.syncs, exc, traceback.format_exc(), work.report)
-    finally:
-        if release:
-            release_lease(Order.objects.filter(pk=order_pk), owner, **ORDER_LEASE)
-    return work.report
-
-
 def _record_unexpected(order_pk, owner, syncs, exc, tb, report):
     """An exception dispatch did not anticipate becomes an attempt of every sync it left due:
     the error and traceback on the attempt, the next try on the backoff schedule, failed at the
