@@ -156,3 +156,37 @@ def test_learning_off_keeps_the_configured_cap(account, vtex, learning, settings
 
 def test_the_highest_caps_are_the_ceilings_when_learning(learning):
     assert route_caps.highest_caps() == {"get_order": 1200, "*": 0}
+
+
+# --- the store's page ----------------------------------------------------------------------------------
+def test_the_store_page_shows_each_routes_cap_and_lets_an_operator_pin_one(admin_client, account, vtex, learning):
+    from django.urls import reverse
+
+    from tests.admin.test_admin_stores import change_form_data
+
+    vtex.get(ORDER, status=429, headers={"Retry-After": "30"})
+    with pytest.raises(errors.RateLimited):
+        client_for(account).get_order("1-01")
+    url = reverse("admin:integration_account_change", args=[account.pk])
+    page = admin_client.get(url).content.decode()
+    assert "VTEX rate caps" in page and "get_order" in page
+    assert "halved 600 → 300/min: 429 from VTEX (Retry-After 30 s)" in page
+    assert "(starts at 600, at most 1,200)" in page
+    # A worker halves the cap again while the page is open; pinning saves only the pin.
+    data = change_form_data(admin_client, account)
+    [key] = [k for k in data if k.startswith("route_caps-") and k.endswith("-id")]
+    data[key.replace("-id", "-pinned_cap")] = "250"
+    RouteCap.objects.filter(account=account).update(learned_cap=150)
+    assert admin_client.post(url, data).status_code == 302
+    cap = row(account)
+    assert (cap.pinned_cap, cap.learned_cap) == (250, 150)
+    route_caps.forget()
+    assert route_caps.cap(account.pk, "get_order") == 250
+    assert "<strong>250</strong> (pinned)" in admin_client.get(url).content.decode()
+
+
+def test_a_new_store_form_has_no_rate_caps(admin_client, learning):
+    from django.urls import reverse
+
+    page = admin_client.get(reverse("admin:integration_account_add")).content.decode()
+    assert "route_caps-TOTAL_FORMS" not in page
