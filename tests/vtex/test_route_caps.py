@@ -22,8 +22,7 @@ def learning(settings, tmp_path):
     settings.VTEX_RATE_LEARN = True
     settings.VTEX_RATE_RAISE_PERCENT = 10
     settings.VTEX_RATE_RAISE_SECONDS = 1
-    settings.VAR_DIR = tmp_path  # a schedule of this test's own
-    settings.REDIS_URL = ""
+    settings.VAR_DIR = tmp_path  # a schedule of this test's own (in Redis, when set, the store's id is new)
 
 
 def row(account):
