@@ -1,7 +1,11 @@
 """Rate caps that learn (integration.pipeline.route_caps), with VTEX mocked over HTTP: a 429 with
 Retry-After halves the store's route cap and pauses the route; answers without a 429 raise it; a
 pinned cap never moves; the learned cap is a row every worker reads."""
+import os
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -10,6 +14,7 @@ from integration.models import RouteCap, RoutePause
 from integration.pipeline import route_caps
 from integration.pipeline.vtex_access import client_for
 from integration.vtex import errors
+from tests.shared_fixtures import subprocess_database_url
 
 BASE = "https://teststore.vtexcommercestable.com.br"
 ORDER = f"{BASE}/api/oms/pvt/orders/1-01"
@@ -142,6 +147,32 @@ def test_the_learned_cap_is_kept_and_shared_by_every_worker(account, vtex, learn
     assert route_caps.cap(account.pk, "get_order") == 300
     assert route_caps.sync(account.pk, "get_order") == 300
     assert RouteCap.objects.filter(account=account).count() == 1
+
+
+_OTHER_WORKER = """
+import sys
+import django
+django.setup()
+from integration.pipeline import route_caps
+print(route_caps.cap(int(sys.argv[1]), "get_order"))
+route_caps.rate_limited(int(sys.argv[1]), "get_order", 1)
+print(route_caps.cap(int(sys.argv[1]), "get_order"))
+"""
+
+
+@pytest.mark.slow
+def test_a_cap_learned_by_another_process_is_read_here(transactional_db, account, learning):
+    """Another worker process (its own Python, the same database) sees this one's cap and halves
+    it on a 429; this process reads the halved cap at its next refresh."""
+    assert route_caps.cap(account.pk, "get_order") == 600
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "PYTEST_CURRENT_TEST")}
+    env.update(DATABASE_URL=subprocess_database_url(), DJANGO_SETTINGS_MODULE="integration.settings", HUB_ENV_FILE="", HUB_TESTING="1",
+               VTEX_RATE_GET_ORDER="600", VTEX_RATE_MAX_GET_ORDER="1200", PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    done = subprocess.run([sys.executable, "-c", _OTHER_WORKER, str(account.pk)], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert [line for line in done.stdout.splitlines() if line.isdigit()] == ["600", "300"]  # (log lines go to stdout too)
+    assert route_caps.cap(account.pk, "get_order") == 600  # this process's copy, until its refresh
+    assert route_caps.sync(account.pk, "get_order") == 300
 
 
 def test_learning_off_keeps_the_configured_cap(account, vtex, learning, settings):
