@@ -111,7 +111,9 @@ def run_benchmark(opts, stdout=sys.stdout, stderr=sys.stderr):
         if opts["cap_check"]:
             # Caps the hub would exceed several times over unpaced, and a run longer than a minute,
             # so that the sandbox's busiest 60-second window shows the cap binding.
-            caps = {"VTEX_RATE_GET_ORDER": 300, "VTEX_RATE_START_HANDLING": 300, "VTEX_RATE_FEED": 120}
+            # The ceilings too: learned caps would otherwise rise above the lowered ones.
+            caps = {"VTEX_RATE_GET_ORDER": 300, "VTEX_RATE_START_HANDLING": 300, "VTEX_RATE_FEED": 120,
+                    "VTEX_RATE_MAX_GET_ORDER": 300, "VTEX_RATE_MAX_START_HANDLING": 300, "VTEX_RATE_MAX_FEED": 120}
             runs.append(run_hub(RunConfig(label="rate caps lowered", orders=min(orders, 400), database_url=opts["database_url"],
                                           redis_url=opts["redis_url"], extra_env=caps, **common)))
             write(report.format_run(runs[-1]) + "\n")

@@ -13,11 +13,11 @@ import sys
 
 
 def setup_hub(spec):
-    from django.conf import settings
     from django.core.management import call_command
     from django_q.tasks import async_task
 
     from integration.models import Account, AdapterBinding
+    from integration.pipeline import route_caps
 
     call_command("migrate", verbosity=0, interactive=False)
     account = Account(name="Benchmark store", account_name=spec["account"], app_key=spec["app_key"],
@@ -28,7 +28,8 @@ def setup_hub(spec):
     binding.apply_settings({"url": spec["erp_url"], "signing_secret": "benchmark-signing-secret-0123456789"})
     binding.save()
     async_task("integration.tasks.run_feed_cycles", task_name="benchmark: first feed cycle")
-    return {"account_id": account.pk, "rate_limits": settings.VTEX_RATE_LIMITS}
+    # The most any route may reach: with learned caps, the ceilings (the starting caps when nothing is learned).
+    return {"account_id": account.pk, "rate_limits": route_caps.highest_caps()}
 
 
 def main(argv=None):

@@ -1,18 +1,28 @@
 """A per-store, per-route request cap shared by every worker, so the hub slows down instead of
 drawing 429s.
 
-Each call reserves the next free slot of its store and route and sleeps until it comes (a
-"generic cell rate" scheduler): calls go out evenly spaced, a second's worth may go at once, and
-no 60-second window ever holds more than the cap. The schedule lives in Redis when REDIS_URL is
-set (shared by every machine, Redis's clock), otherwise in a small file per store and route in
+Each call takes the next free slot of its store and route and sleeps until it comes (a "generic
+cell rate" scheduler): calls go out evenly spaced, a second's worth may go at once, and no
+60-second window ever holds more than the cap. The schedule lives in Redis when REDIS_URL is set
+(shared by every machine, Redis's clock), otherwise in a small file per store and route in
 HUB_VAR_DIR guarded by a file lock (shared by every process of this host: a qcluster runs several
 worker processes, and a count kept in each of them let the host as a whole go several times over
 the cap). If that file cannot be used, the schedule is kept in this process.
 
-Spacing: interval = (60 s + 1 s of network jitter) / (cap - burst), burst = max(1, cap // 60).
-Then any 60-second window holds at most cap calls even when a call reaches VTEX up to a second
-late: (60 + 1) / interval + burst <= cap.
+Slots are reserved in chunks: a process takes several consecutive slots from the shared schedule
+at once (one Redis round trip or one file lock) and hands them to its calls from memory, so a
+call under the cap costs no system call. A reserved slot may be used from `tolerance` before it
+until LATE_USE_SECONDS after it, never later: an unused slot is dropped, not kept for a burst. The
+chunk doubles while a process uses its slots up promptly and halves when slots go unused, so a
+process that calls rarely reserves one slot at a time and wastes none of the others' cap.
+
+Spacing: interval = (60 s + JITTER_SECONDS) / (cap - burst), burst = max(1, cap // 60), where
+JITTER_SECONDS is a second of network lateness plus LATE_USE_SECONDS. Then any 60-second window
+holds at most cap calls even when a call reaches VTEX up to JITTER_SECONDS after its slot:
+(60 + JITTER_SECONDS) / interval + burst <= cap. When the cap changes (learned caps, see
+`integration.pipeline.route_caps`), slots already reserved keep the spacing they were taken with.
 """
+import collections
 import fcntl
 import logging
 import os
@@ -23,26 +33,27 @@ import time
 from django.conf import settings
 
 log = logging.getLogger(__name__)
-JITTER_SECONDS = 1.0
+NETWORK_SECONDS = 1.0  # a call may reach VTEX up to a second after it leaves
+LATE_USE_SECONDS = 0.5  # a slot of a process's chunk is used at most this long after it comes
+JITTER_SECONDS = NETWORK_SECONDS + LATE_USE_SECONDS
 _lock = threading.Lock()
 _schedule: dict[tuple, float] = {}   # in-process fallback: (store, route) -> next free slot (epoch s)
 _files: dict[tuple, int] = {}        # (directory, store, route) -> open file descriptor
+_allotments: dict[tuple, "_Allotment"] = {}  # (schedule's home, store, route) -> this process's reserved slots
 _redis = None
 _script = None
 
-# KEYS[1] = schedule key; ARGV = interval, burst tolerance (s), longest wait (s). Returns the wait
-# in microseconds, or -1 when the wait would be longer than allowed (nothing is reserved then).
+# KEYS[1] = schedule key; ARGV = interval, slots to reserve. Returns when the first reserved slot
+# comes, in microseconds from Redis's now (0 when the schedule is idle).
 _RESERVE_LUA = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
-local interval, tolerance, longest = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local interval, count = tonumber(ARGV[1]), tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
-local wait = tat - tolerance - now
-if wait < 0 then wait = 0 end
-if wait > longest then return -1 end
-redis.call('SET', KEYS[1], tostring(tat + interval), 'PX', math.ceil((tat + interval - now + 60) * 1000))
-return math.floor(wait * 1000000)
+local after = tat + interval * count
+redis.call('SET', KEYS[1], tostring(after), 'PX', math.ceil((after - now + 60) * 1000))
+return math.floor((tat - now) * 1000000)
 """
 
 
@@ -57,13 +68,10 @@ def spacing(cap):
     return interval, (burst - 1) * interval
 
 
-def _reserve_local(tat, now, interval, tolerance, longest):
-    """(new schedule value, wait) for one call; wait None when it would exceed `longest`."""
-    tat = max(tat, now)
-    wait = max(0.0, tat - tolerance - now)
-    if wait > longest:
-        return None, None
-    return tat + interval, wait
+def _reserve_local(tat, now, interval, count):
+    """(new schedule value, when the first of `count` slots comes) on a schedule at `tat`."""
+    first = max(tat, now)
+    return first + count * interval, first
 
 
 def _redis_client():
@@ -76,11 +84,9 @@ def _redis_client():
     return _redis
 
 
-def _reserve_redis(account_id, route, interval, tolerance, longest):
+def _reserve_redis(account_id, route, interval, count):
     _redis_client()
-    longest = min(longest, 1e9)
-    result = int(_script(keys=[f"vtexhub:rl:{account_id}:{route}"], args=[repr(interval), repr(tolerance), repr(longest)]))
-    return None if result < 0 else result / 1_000_000
+    return int(_script(keys=[f"vtexhub:rl:{account_id}:{route}"], args=[repr(interval), count])) / 1_000_000
 
 
 def _schedule_file(account_id, route):
@@ -95,7 +101,7 @@ def _schedule_file(account_id, route):
     return fd
 
 
-def _reserve_host(account_id, route, interval, tolerance, longest):
+def _reserve_host(account_id, route, interval, count):
     """The schedule in a file shared by every process of this host (flock), else in this process."""
     with _lock:  # a flock is per open file, not per thread: threads of this process queue here
         try:
@@ -104,34 +110,103 @@ def _reserve_host(account_id, route, interval, tolerance, longest):
             log.warning("rate limit schedule file unusable (%s); limiting in this process only", exc)
             fd = None
         if fd is None:
-            tat, wait = _reserve_local(_schedule.get((account_id, route), 0.0), time.time(), interval, tolerance, longest)
-            if tat is not None:
-                _schedule[(account_id, route)] = tat
-            return wait
+            now = time.time()
+            tat, first = _reserve_local(_schedule.get((account_id, route), 0.0), now, interval, count)
+            _schedule[(account_id, route)] = tat
+            return first - now
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             raw = os.pread(fd, 8, 0)
             current = struct.unpack("<d", raw)[0] if len(raw) == 8 else 0.0
-            tat, wait = _reserve_local(current, time.time(), interval, tolerance, longest)
-            if tat is not None:
-                os.pwrite(fd, struct.pack("<d", tat), 0)
-            return wait
+            now = time.time()
+            tat, first = _reserve_local(current, now, interval, count)
+            os.pwrite(fd, struct.pack("<d", tat), 0)
+            return first - now
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
 
 
-def wait_for_slot(account_id, route, max_wait=30.0):
-    """Reserve this store's next slot on this route and sleep until it comes; returns the wait.
+class _Allotment:
+    """The slots this process has reserved on one store's route, as monotonic times."""
 
-    Never sleeps longer than `max_wait`: with more queued than that, the call goes out early (a
-    429 then pauses the route for every worker)."""
-    cap = cap_per_minute(route)
+    __slots__ = ("lock", "slots", "cap", "chunk", "refilled_at", "wasted")
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.slots = collections.deque()
+        self.cap = None
+        self.chunk = 1
+        self.refilled_at = float("-inf")
+        self.wasted = False
+
+    def take(self, account_id, route, cap, reserve):
+        """The wait (seconds) before the next slot of this process's chunk; reserves a new chunk when empty."""
+        interval, tolerance = spacing(cap)
+        with self.lock:
+            now = time.monotonic()
+            if cap != self.cap:  # a new cap: slots spaced for the old one are given up, the chunk starts small
+                self.slots.clear()
+                self.cap, self.chunk, self.wasted = cap, 1, False
+            slots = self.slots
+            while slots and slots[0] + LATE_USE_SECONDS < now:
+                slots.popleft()  # too late to use without crowding a later window: dropped
+                self.wasted = True
+            if not slots:
+                if self.wasted:
+                    self.chunk = max(1, self.chunk // 2)
+                elif now - self.refilled_at < LATE_USE_SECONDS / 2:
+                    self.chunk = min(self.chunk * 2, max(1, cap // 60))
+                self.wasted = False
+                offset = reserve(account_id, route, interval, self.chunk)
+                self.refilled_at = now = time.monotonic()
+                first = now + offset  # measured after the round trip: never earlier than the shared schedule's
+                slots.extend(first + i * interval for i in range(self.chunk))
+            slot = slots.popleft()
+        return max(0.0, slot - tolerance - now)
+
+    def drop(self):
+        with self.lock:
+            self.slots.clear()
+            self.chunk = 1
+
+
+def _allotment(home, account_id, route):
+    key = (home, account_id, route)
+    allotment = _allotments.get(key)
+    if allotment is None:
+        with _lock:
+            allotment = _allotments.setdefault(key, _Allotment())
+    return allotment
+
+
+def _home():
+    """Where the shared schedule lives, and the function that reserves slots on it."""
+    if settings.REDIS_URL:
+        return ("redis", settings.REDIS_URL), _reserve_redis
+    return ("host", str(settings.VAR_DIR)), _reserve_host
+
+
+def forget_slots(account_id, route):
+    """Give up this process's reserved slots of a route (VTEX said 429: they were spaced too tightly)."""
+    home, _ = _home()
+    allotment = _allotments.get((home, account_id, route))
+    if allotment is not None:
+        allotment.drop()
+
+
+def wait_for_slot(account_id, route, max_wait=30.0, cap=None):
+    """Take this store's next slot on this route and sleep until it comes; returns the wait.
+
+    `cap`: calls a minute (the store's learned or pinned cap); None reads VTEX_RATE_LIMITS, 0 means
+    no cap. Never sleeps longer than `max_wait`: with more queued than that, the call goes out
+    early (a 429 then pauses the route for every worker)."""
+    if cap is None:
+        cap = cap_per_minute(route)
     if not cap:
         return 0.0
-    interval, tolerance = spacing(cap)
-    reserve = _reserve_redis if settings.REDIS_URL else _reserve_host
+    home, reserve = _home()
     try:
-        wait = reserve(account_id, route, interval, tolerance, float("inf"))
+        wait = _allotment(home, account_id, route).take(account_id, route, cap, reserve)
     except Exception as exc:  # the limiter must never stop the hub: an outage of it means no pacing
         log.warning("rate limiter unavailable (%s: %s); calling without pacing", type(exc).__name__, exc)
         return 0.0
@@ -141,3 +216,21 @@ def wait_for_slot(account_id, route, max_wait=30.0):
     if wait > 0:
         time.sleep(wait)
     return wait
+
+
+def _forget_after_fork():
+    # A forked worker must not share its parent's reserved slots, nor its schedule files (a flock
+    # is held per open file, and a duplicated descriptor shares it with the parent).
+    global _redis, _script, _lock
+    _lock = threading.Lock()  # another thread may have held it at the fork
+    _allotments.clear()
+    for fd in _files.values():
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _files.clear()
+    _redis = _script = None
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)

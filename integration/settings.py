@@ -235,6 +235,21 @@ VTEX_RATE_LIMITS = {
     "start_handling": env_int("VTEX_RATE_START_HANDLING", 3000),
     "*": env_int("VTEX_RATE_OTHER", 600),
 }
+# Rate caps that learn (integration/pipeline/route_caps.py): each store's route starts at the cap
+# above, is raised by VTEX_RATE_RAISE_PERCENT of it after every VTEX_RATE_RAISE_SECONDS in which
+# the route used at least half its cap without a 429, up to the ceiling below, and is halved on a
+# 429. An operator's pinned cap (the store's admin page) is never changed. VTEX_RATE_LEARN=false
+# keeps the caps above (or the pinned ones) fixed.
+VTEX_RATE_LEARN = env_bool("VTEX_RATE_LEARN", True)
+VTEX_RATE_CEILINGS = {
+    "get_order": env_int("VTEX_RATE_MAX_GET_ORDER", 6000),  # VTEX's published cap
+    "feed_retrieve": env_int("VTEX_RATE_MAX_FEED", 6000),
+    "feed_commit": env_int("VTEX_RATE_MAX_FEED", 6000),
+    "start_handling": env_int("VTEX_RATE_MAX_START_HANDLING", 6000),
+    "*": env_int("VTEX_RATE_MAX_OTHER", 1200),
+}
+VTEX_RATE_RAISE_PERCENT = env_int("VTEX_RATE_RAISE_PERCENT", 10)
+VTEX_RATE_RAISE_SECONDS = env_int("VTEX_RATE_RAISE_SECONDS", 15)
 
 # /health/ reports a store unhealthy when its last feed cycle is older than this.
 HEALTH_CYCLE_STALE_SECONDS = env_int("HEALTH_CYCLE_STALE_SECONDS", 300)

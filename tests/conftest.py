@@ -9,7 +9,9 @@ os.environ["HUB_ENV_FILE"] = ""
 
 @pytest.fixture(autouse=True)
 def fresh_process_counters():
-    """VTEX response counts are kept per process until a task flushes them: start each test clean."""
+    """VTEX response counts and copies of learned rate caps are kept per process: start each test clean."""
+    from integration.pipeline import route_caps
     from integration.pipeline.vtex_access import take_response_counts
 
     take_response_counts()
+    route_caps.forget()

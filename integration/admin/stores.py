@@ -32,6 +32,7 @@ from integration.admin.bindings import LEVELS, breaker_badge, can_operate
 from integration.admin.dashboard import dashboard_view
 from integration.admin.forms import AccountForm, ExpressionTestForm, FeedConfigurationForm
 from integration.admin.hook_actions import last_hook, register_hook, remove_hook
+from integration.admin.rate_caps import RouteCapInline
 from integration.admin.updates import attach_update_figures, updates_to_vtex
 from integration.models import Account, AdapterBinding, FeedConfiguration, FilterType, RoutingRule
 
@@ -99,13 +100,17 @@ class AccountAdmin(admin.ModelAdmin):
                "reconcile_stores", "create_test_orders"]
     list_filter = ["active", "paused", "intake_mode"]
     search_fields = ["name", "account_name", "app_key"]
-    inlines = [FeedConfigurationInline, RoutingRuleInline, AdapterBindingInline]
+    inlines = [FeedConfigurationInline, RoutingRuleInline, AdapterBindingInline, RouteCapInline]
     readonly_fields = ["last_cycle_at", "last_cycle_ok", "last_cycle_error", "last_cycle_summary", "last_hook_at"]
     change_form_template = "admin/integration/account/change_form.html"
     change_list_template = "admin/integration/account/change_list.html"
 
     def get_queryset(self, request):
         return queries.annotate_health(super().get_queryset(request))
+
+    def get_inlines(self, request, obj):
+        # A new store has no rate caps yet: a route's row appears the first time the hub calls it.
+        return self.inlines if obj is not None else [i for i in self.inlines if i is not RouteCapInline]
 
     def get_changelist(self, request, **kwargs):
         return StoreChangeList

@@ -1,5 +1,6 @@
 from integration.models.accounts import (  # noqa: F401
-    ANY_STATE, Account, EventDomains, FeedConfiguration, FilterType, IntakeMode, RoutePause, RoutingRule, RuleAction,
+    ANY_STATE, Account, EventDomains, FeedConfiguration, FilterType, IntakeMode, RouteCap, RoutePause, RoutingRule,
+    RuleAction,
 )
 from integration.models.bindings import AdapterBinding, AdapterNotInstalled  # noqa: F401
 from integration.models.feed import EventSource, FeedEvent  # noqa: F401

@@ -268,3 +268,35 @@ class RoutePause(models.Model):
             .values_list("paused_until", flat=True)
             .first()
         )
+
+
+class RouteCap(models.Model):
+    """The rate cap (calls a minute) the hub keeps to on one store's VTEX route, shared by every
+    worker: learned from VTEX's answers (`integration.pipeline.route_caps`) unless an operator
+    pins it. A row appears the first time the hub calls the route."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="route_caps")
+    route = models.CharField(max_length=40)
+    learned_cap = models.PositiveIntegerField(
+        help_text="Calls a minute, learned: raised while VTEX answers without 429, halved on a 429.")
+    pinned_cap = models.PositiveIntegerField(
+        null=True, blank=True, verbose_name="pinned cap",
+        help_text="Calls a minute an operator fixes for this route (0: no cap). Learning never changes it; "
+                  "empty lets the hub learn.")
+    changed_at = models.DateTimeField(null=True, blank=True, help_text="When the learned cap last changed.")
+    change_reason = models.CharField(max_length=200, blank=True, default="")
+    # The current learning window: answers without a 429 counted since `window_started_at`.
+    window_started_at = models.DateTimeField()
+    window_calls = models.PositiveIntegerField(default=0)
+    cut_at = models.DateTimeField(null=True, blank=True, help_text="When a 429 last halved the cap.")
+
+    class Meta:
+        verbose_name = "VTEX rate cap"
+        constraints = [models.UniqueConstraint(fields=["account", "route"], name="uniq_route_cap")]
+
+    def __str__(self):
+        return f"{self.route}: {self.cap_in_force}/min"
+
+    @property
+    def cap_in_force(self):
+        return self.pinned_cap if self.pinned_cap is not None else self.learned_cap

@@ -1,5 +1,6 @@
 """The VTEX client as the hub uses it: built from a store's row, with route pauses kept in the
-database (seen by every worker), the shared per-route rate cap and per-process response counts."""
+database (seen by every worker), the shared per-route rate cap (learned from VTEX's answers,
+`route_caps`) and per-process response counts."""
 import threading
 import time
 
@@ -7,6 +8,7 @@ from django.conf import settings
 
 from integration import ratelimit
 from integration.models import RoutePause
+from integration.pipeline import route_caps
 from integration.vtex.client import VtexClient
 
 _tokens = {}  # (store pk, ciphertext) -> app token: decrypt once per process, not per client
@@ -40,7 +42,8 @@ _pause_checked = {}  # (store pk, route) -> monotonic time of the last lookup th
 
 
 class DatabaseRouteGuard:
-    """`integration.vtex.client.RouteGuard` for one store: `RoutePause` rows and `ratelimit`."""
+    """`integration.vtex.client.RouteGuard` for one store: `RoutePause` rows, `ratelimit` at the
+    store's learned (or pinned) cap, and what VTEX's answers teach `route_caps`."""
 
     def __init__(self, account_id):
         self.account_id = account_id
@@ -57,17 +60,20 @@ class DatabaseRouteGuard:
             _pause_checked.pop(key, None)
         return paused_until
 
-    def pause(self, route, seconds, reason):
+    def pause(self, route, seconds, reason, status=None):
         RoutePause.pause(self.account_id, route, seconds, reason=reason)
         _pause_checked.pop((self.account_id, route), None)
+        if status == 429:
+            route_caps.rate_limited(self.account_id, route, seconds)
 
     def wait_for_slot(self, route):
-        ratelimit.wait_for_slot(self.account_id, route)
+        ratelimit.wait_for_slot(self.account_id, route, cap=route_caps.cap(self.account_id, route))
 
     def count_response(self, route, code):
         key = (self.account_id, route, str(code))
         with _counts_lock:
             _response_counts[key] = _response_counts.get(key, 0) + 1
+        route_caps.answered(self.account_id, route, code)
 
 
 def client_for(account) -> VtexClient:

@@ -33,8 +33,9 @@ class RouteGuard(Protocol):
     def paused_until(self, route) -> datetime | None:
         """When a pause of this route (after a 429/503) ends, or None when it is not paused."""
 
-    def pause(self, route, seconds, reason) -> None:
-        """Pause this route for every worker: VTEX said 429 or 503."""
+    def pause(self, route, seconds, reason, status=None) -> None:
+        """Pause this route for every worker: VTEX said 429 or 503 (`status`); a 429 also tells
+        the caller its rate cap for the route is too high."""
 
     def wait_for_slot(self, route) -> None:
         """Block until the rate cap lets one more call go out on this route."""
@@ -49,7 +50,7 @@ class NoGuard:
     def paused_until(self, route):
         return None
 
-    def pause(self, route, seconds, reason):
+    def pause(self, route, seconds, reason, status=None):
         pass
 
     def wait_for_slot(self, route):
@@ -168,7 +169,7 @@ class VtexClient:
         body = excerpt(response.text, 1000)
         if status in (429, 503):
             seconds = _retry_after_seconds(response, self.default_retry_after)
-            self.guard.pause(route, seconds, f"{status} from VTEX")
+            self.guard.pause(route, seconds, f"{status} from VTEX", status=status)
             log.warning("store=%s route=%s status=%s paused for %ss", self.name, route, status, seconds)
             raise errors.RateLimited(f"{what}; route paused for {seconds}s", retry_after=seconds, route=route, status=status, body=body)
         if status in (401, 403):

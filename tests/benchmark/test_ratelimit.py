@@ -156,3 +156,37 @@ def test_redis_shares_the_cap(low_cap, settings):
     redis.Redis.from_url(url).delete(f"vtexhub:rl:{store}:get_order")
     stamps = _calls_from_threads(n_threads=6, per_thread=5, store=store)
     assert_spread(stamps)
+
+
+_flock_calls = []
+
+
+def _count_flocks(event, args):
+    if event == "fcntl.flock" and _flock_calls:
+        _flock_calls[0] += 1
+
+
+def test_calls_under_the_cap_take_the_shared_schedule_in_chunks(low_cap, settings):
+    """Well under the cap a call costs no lock of the schedule file: slots are reserved in chunks.
+    (Python's audit hook sees every flock; a hook cannot be removed, so it counts only while armed.)"""
+    settings.VTEX_RATE_LIMITS = {"get_order": 60000, "*": 0}
+    if not getattr(sys, "_vtexhub_flock_hook", False):
+        sys.addaudithook(_count_flocks)
+        sys._vtexhub_flock_hook = True
+    _flock_calls[:] = [0]
+    try:
+        waits = [ratelimit.wait_for_slot(1, "get_order") for _ in range(400)]
+    finally:
+        flocks = _flock_calls.pop()
+    assert max(waits) < 1.0
+    assert 0 < flocks <= 400 // 4, flocks  # a lock and an unlock per chunk, not per call
+
+
+def test_a_lower_cap_gives_up_slots_reserved_for_the_higher_one(low_cap, settings):
+    settings.VTEX_RATE_LIMITS = {"get_order": 60000, "*": 0}
+    for _ in range(50):
+        ratelimit.wait_for_slot(1, "get_order")
+    # The learned cap was halved (a 429): the next call is paced at the new cap, from the shared schedule.
+    ratelimit.forget_slots(1, "get_order")
+    waits = [ratelimit.wait_for_slot(1, "get_order", cap=CAP) for _ in range(BURST + 2)]
+    assert waits.count(0.0) <= BURST and waits[-1] > 0

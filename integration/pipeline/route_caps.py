@@ -1,0 +1,189 @@
+"""Rate caps that learn: the cap (calls a minute) the hub keeps to on each store's VTEX route.
+
+VTEX publishes a number only for get order (6,000 a minute per account); its other limits "vary
+throughout the day and are not disclosed". So each store's route starts at VTEX_RATE_LIMITS,
+and, like TCP's congestion window (additive increase, multiplicative decrease):
+
+* after every VTEX_RATE_RAISE_SECONDS (or more) in which the route used at least half its cap and
+  VTEX answered without a 429, the cap goes up by VTEX_RATE_RAISE_PERCENT of the starting cap,
+  up to VTEX_RATE_CEILINGS. An idle route is never raised: only a cap that was nearly used has
+  been tried;
+* a 429 halves it (never below a tenth of the starting cap), once per pause: 429s answering calls
+  that were already on their way count once. The pause itself (Retry-After, for every worker) is
+  the route guard's `RoutePause`;
+* a cap an operator pins on the store's page is used as it is and never changed.
+
+The cap is a `RouteCap` row per store and route, shared by every worker and kept across
+restarts. A process reads it at most every REFRESH_SECONDS per route and counts answers in
+memory, adding them to the row at that moment: no query per call. A 429 is written at once.
+"""
+import logging
+import math
+import threading
+import time
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from integration import ratelimit
+from integration.models import RouteCap
+
+log = logging.getLogger(__name__)
+REFRESH_SECONDS = 3.0  # how stale a process's copy of a cap (and its unsaved answer count) may get
+UTILISATION = 0.5  # share of the cap a window must have used for a raise
+CUT_SETTLE_SECONDS = 5  # at least this long between two halvings (calls in flight answer late)
+
+_lock = threading.Lock()
+_cached = {}  # (store pk, route) -> (cap in force, monotonic time read)
+_answers = {}  # (store pk, route) -> answers without a 429 not yet added to the row, in this process
+
+
+def start_cap(route):
+    """The starting cap (VTEX_RATE_LIMITS); 0: the route has no cap and nothing is learned."""
+    return ratelimit.cap_per_minute(route) or 0
+
+
+def ceiling(route):
+    start = start_cap(route)
+    if not settings.VTEX_RATE_LEARN or not start:
+        return start
+    top = settings.VTEX_RATE_CEILINGS.get(route, settings.VTEX_RATE_CEILINGS.get("*")) or 0
+    return max(start, top)
+
+
+def floor(route):
+    return max(1, math.ceil(start_cap(route) / 10))
+
+
+def step(route):
+    return max(1, start_cap(route) * settings.VTEX_RATE_RAISE_PERCENT // 100)
+
+
+def learns(route):
+    return bool(settings.VTEX_RATE_LEARN and start_cap(route))
+
+
+def highest_caps():
+    """The most calls a minute any store's route may reach without a pin, in VTEX_RATE_LIMITS's
+    shape (route -> cap, "*" for the rest): the ceilings, or the starting caps when nothing is learned."""
+    routes = set(settings.VTEX_RATE_LIMITS) | set(settings.VTEX_RATE_CEILINGS)
+    return {route: ceiling(route) for route in routes}
+
+
+def in_force(row):
+    """The cap a row stands for now: the pin, else the learned cap within today's floor and ceiling."""
+    if row.pinned_cap is not None:
+        return row.pinned_cap
+    if not learns(row.route):
+        return start_cap(row.route)
+    return min(ceiling(row.route), max(floor(row.route), row.learned_cap))
+
+
+def _row(account_id, route):
+    row = RouteCap.objects.filter(account_id=account_id, route=route).first()
+    if row is None:
+        now = timezone.now()
+        try:
+            with transaction.atomic():
+                row = RouteCap.objects.create(account_id=account_id, route=route, learned_cap=start_cap(route), changed_at=now,
+                                              change_reason="starting cap (VTEX_RATE_LIMITS)", window_started_at=now)
+        except IntegrityError:  # another worker created it first
+            row = RouteCap.objects.get(account_id=account_id, route=route)
+    return row
+
+
+def cap(account_id, route):
+    """The cap in force for this store's route: from this process's copy, read again every REFRESH_SECONDS."""
+    key = (account_id, route)
+    entry = _cached.get(key)
+    now = time.monotonic()
+    if entry is not None and now - entry[1] < REFRESH_SECONDS:
+        return entry[0]
+    if entry is not None:
+        with _lock:  # the other threads keep using the copy while this one reads the row
+            _cached[key] = (entry[0], now)
+    return sync(account_id, route)
+
+
+def sync(account_id, route):
+    """Add this process's answer count to the route's row (raising the cap when a window earned
+    it) and read the cap in force again. Returns that cap."""
+    key = (account_id, route)
+    with _lock:
+        answers = _answers.pop(key, 0)
+    row = _row(account_id, route)
+    if answers and learns(route):
+        _count(row, answers)
+    current = in_force(row)
+    with _lock:
+        _cached[key] = (current, time.monotonic())
+    return current
+
+
+def _count(row, answers):
+    now = timezone.now()
+    same = RouteCap.objects.filter(pk=row.pk)
+    elapsed = (now - row.window_started_at).total_seconds()
+    if elapsed < settings.VTEX_RATE_RAISE_SECONDS:
+        same.update(window_calls=F("window_calls") + answers)
+        return
+    # The window is over: close it, and raise the cap when it was used and VTEX never said 429
+    # (a 429 starts a new window).
+    calls = row.window_calls + answers
+    change = {"window_started_at": now, "window_calls": 0}
+    old, top = in_force(row), ceiling(row.route)
+    if row.pinned_cap is None and old < top and calls >= math.ceil(old / 60 * elapsed * UTILISATION):
+        new = min(top, old + step(row.route))
+        change.update(learned_cap=new, changed_at=now,
+                      change_reason=f"raised {old:,} → {new:,}/min: {calls:,} answers without a 429 in {elapsed:.0f} s")
+    if same.filter(window_started_at=row.window_started_at).update(**change):
+        if "learned_cap" in change:
+            row.learned_cap = change["learned_cap"]
+            log.info("store=%s route=%s rate cap %s", row.account_id, row.route, change["change_reason"])
+    else:  # another process closed the window first: these answers count in the new one
+        same.update(window_calls=F("window_calls") + answers)
+
+
+def answered(account_id, route, code):
+    """Count one answer of VTEX's (a status code, or "network"). Only answers below 500 other
+    than 429 show the route coping; a 429 is reported through `rate_limited`."""
+    if isinstance(code, int) and code < 500 and code != 429 and settings.VTEX_RATE_LEARN:
+        key = (account_id, route)
+        with _lock:
+            _answers[key] = _answers.get(key, 0) + 1
+
+
+def rate_limited(account_id, route, retry_after):
+    """VTEX answered 429 on this store's route (the caller pauses the route for `retry_after`
+    seconds): halve the learned cap, unless it was halved moments ago or is pinned."""
+    key = (account_id, route)
+    ratelimit.forget_slots(account_id, route)
+    with _lock:
+        _answers.pop(key, None)
+    row = _row(account_id, route)
+    now = timezone.now()
+    same = RouteCap.objects.filter(pk=row.pk)
+    if row.pinned_cap is None and learns(route):
+        if row.cut_at is None or (now - row.cut_at).total_seconds() >= max(CUT_SETTLE_SECONDS, retry_after):
+            old = in_force(row)
+            new = max(floor(route), old // 2)
+            reason = f"halved {old:,} → {new:,}/min: 429 from VTEX (Retry-After {retry_after} s)"
+            if same.filter(learned_cap=row.learned_cap).update(learned_cap=new, changed_at=now, change_reason=reason, cut_at=now,
+                                                               window_started_at=now, window_calls=0):
+                row.learned_cap = new
+                log.warning("store=%s route=%s rate cap %s", account_id, route, reason)
+            else:  # another worker changed it in between: read what it did
+                row = _row(account_id, route)
+        else:
+            same.update(window_started_at=now, window_calls=0)
+    with _lock:
+        _cached[key] = (in_force(row), time.monotonic())
+
+
+def forget():
+    """Drop this process's copies and counts (tests; a process that must read every cap afresh)."""
+    with _lock:
+        _cached.clear()
+        _answers.clear()
