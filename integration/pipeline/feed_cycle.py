@@ -16,7 +16,6 @@ from django.db import DatabaseError, connection
 from django.db.models import F
 from django.db.models.functions import Now
 
-from integration import queueing
 from integration.pipeline import inbox
 from integration.pipeline.leases import new_owner_id, release_lease, renew_lease, take_lease
 from integration.models import Account
@@ -313,8 +312,9 @@ def run_feed_turn(account, owner, flow, *, budget=None, interval=None):
         reader.close()
         summary.seconds = time.monotonic() - started
         if not summary.ok:
-            # A failing store is polled less and less often (a minute at most), not every few seconds.
-            next_poll = min(60.0, interval * 2 ** min(account.consecutive_cycle_failures + 1, 6))
+            # A failing store is polled less and less often (15 s, 30 s, then every minute), not
+            # every few seconds: VTEX is spared, and ALERT_CYCLE_FAILURES in a row still mean a while.
+            next_poll = min(60.0, max(interval, 15.0) * 2 ** min(account.consecutive_cycle_failures, 2))
         next_poll = max(0.0, next_poll)
         _release_and_record(lease, owner, account, summary, next_poll=next_poll)
     return summary, next_poll
@@ -325,9 +325,6 @@ def run_queued_feed_cycle(account_id):
     account = Account.objects.filter(pk=account_id, active=True).first()
     if account is None:
         return "store gone or inactive"
-    summary = run_feed_cycle(account)
-    if summary.ok and not summary.skipped and not summary.drained:
-        # The time budget ran out with the feed still full (a backlog): the next cycle starts
-        # now instead of at the next minute of the schedule.
-        queueing.enqueue_feed_cycle(account_id)
-    return summary.line()
+    # One cycle, not a chain: what it leaves in the feed (a backlog past its budget) is the feed
+    # poller's, which polls every store without holding a worker per store.
+    return run_feed_cycle(account).line()
