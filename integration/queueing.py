@@ -65,12 +65,20 @@ def enqueue_feed_cycle(account_id, *, task_name=None):
 
 
 def enqueue_feed_poller(token):
-    """The feed poller that will take the slot reserved under `token` (integration.pipeline.feed_poller)."""
-    options = {"task_name": "feed poller"}
-    queue = feed_queue()
-    if queue:
-        options["cluster"] = queue
-    enqueue(FEED_POLLER_TASK, token, **options)
+    """The feed poller that will take the slot reserved under `token` (integration.pipeline.feed_poller).
+
+    Sent at once, never inside a transaction (its callers run in autocommit); False when the
+    broker refused it, so the caller frees the slot for the next start instead of keeping it
+    reserved for a task that does not exist."""
+    from django_q.tasks import async_task
+
+    queue = feed_queue() or settings.Q_CLUSTER.get("name")
+    try:
+        async_task(FEED_POLLER_TASK, token, task_name="feed poller", cluster=queue)
+    except Exception:
+        log.exception("could not enqueue the feed poller")
+        return False
+    return True
 
 
 def enqueue_dispatch(account_id=None, *, dedupe=True):

@@ -87,9 +87,12 @@ def start_poller():
     cluster's start, not at the schedule's first minute), by the minute schedule (a poller
     lost with its broker or its worker is replaced) and by `runhub`."""
     token = f"queued-{uuid.uuid4().hex[:16]}"
-    if _take_one_slot(token, RESERVATION_TTL) is None:
+    slot = _take_one_slot(token, RESERVATION_TTL)
+    if slot is None:
         return False
-    queueing.enqueue_feed_poller(token)
+    if not queueing.enqueue_feed_poller(token):  # the broker is down: the next start tries again
+        _release(FeedPollerSlot.objects.filter(pk=slot), token)
+        return False
     return True
 
 
@@ -171,7 +174,8 @@ def _hand_over(slot_lease, owner):
     token = f"queued-{uuid.uuid4().hex[:16]}"
     if not slot_lease.filter(lease_owner=owner).update(lease_owner=token, lease_until=Now() + timedelta(seconds=RESERVATION_TTL)):
         return False
-    queueing.enqueue_feed_poller(token)
+    if not queueing.enqueue_feed_poller(token):  # the broker is down: the minute schedule starts the next one
+        return _release(slot_lease, token)
     return True
 
 

@@ -178,3 +178,15 @@ def test_the_queued_poller_takes_its_reserved_slot_and_hands_over(account, vtex,
     successors = [args[0] for func, args, _ in queued[1:] if func == queueing.FEED_POLLER_TASK]
     assert len(successors) == 1 and successors[0] != token
     assert FeedPollerSlot.objects.get().lease_owner == successors[0]  # held for the successor: no gap, no second poller
+
+
+def test_a_poller_the_broker_refused_leaves_its_slot_free_for_the_next_start(account, poll_settings, monkeypatch):
+    def down(*args, **kwargs):
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr("django_q.tasks.async_task", down)
+    assert not start_poller()
+    assert FeedPollerSlot.objects.get().lease_owner == ""  # not reserved for a task that does not exist
+    sent = []
+    monkeypatch.setattr("django_q.tasks.async_task", lambda func, *args, **kw: sent.append(func))
+    assert start_poller() and sent == [queueing.FEED_POLLER_TASK]
