@@ -33,7 +33,7 @@ from integration.redaction import redact
 
 log = logging.getLogger(__name__)
 # A poller renews its slot every tick; a poller that died (SIGKILL) frees it after SLOT_TTL.
-SLOT_TTL = 30
+SLOT_TTL = 20
 # A slot reserved for a queued poller waits this long for it to start; then the next start
 # (the minute schedule) may enqueue another.
 RESERVATION_TTL = 90
