@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.db.models import F, Q
 from django.db.models.functions import Now
 
@@ -115,14 +115,20 @@ def run_poller(token="", *, run_seconds=None, threads=None, hand_over=True, tick
     try:
         while True:
             if time.monotonic() - renewed >= RENEW_EVERY:
-                if not renew_lease(slot_lease, owner, SLOT_TTL):
+                if not _renew_slot(slot_lease, owner):
                     log.warning("the feed poller lost its slot (it stalled past %s s); ending", SLOT_TTL)
                     hand_over = False
                     break
                 renewed = time.monotonic()
             if time.monotonic() - started >= run_seconds:
                 break
-            claimed = _claim_due_stores(owner, threads - turns.busy)
+            try:
+                claimed = _claim_due_stores(owner, threads - turns.busy)
+            except DatabaseError as exc:  # a PostgreSQL restart: the turns fail and say so; the poller goes on
+                log.warning("feed poller: could not look for due stores (%s); trying again", redact(str(exc))[:300])
+                connection.close()
+                claimed = []
+                time.sleep(1.0)
             for account in claimed:
                 turns.submit(account)
             if until_idle and not claimed and not turns.busy:
@@ -134,13 +140,32 @@ def run_poller(token="", *, run_seconds=None, threads=None, hand_over=True, tick
         # the slot is renewed meanwhile so that no successor starts beside this poller.
         while turns.busy:
             if time.monotonic() - renewed >= RENEW_EVERY:
-                renew_lease(slot_lease, owner, SLOT_TTL)
+                _renew_slot(slot_lease, owner)
                 renewed = time.monotonic()
             for result in turns.collect(timeout=tick):
                 _count(report, result)
         turns.close()
-        report.handed_over = _hand_over(slot_lease, owner) if hand_over else _release(slot_lease, owner)
+        for retry in (False, True):
+            try:
+                report.handed_over = _hand_over(slot_lease, owner) if hand_over else _release(slot_lease, owner)
+                break
+            except DatabaseError:
+                if retry:  # the slot expires after SLOT_TTL; the minute schedule starts the next poller
+                    log.warning("feed poller: could not hand over (the database is unavailable)")
+                    break
+                connection.close()
+                time.sleep(1.0)
     return report
+
+
+def _renew_slot(slot_lease, owner):
+    """False only when the slot is lost; the database being away for a moment is not that."""
+    try:
+        return renew_lease(slot_lease, owner, SLOT_TTL)
+    except DatabaseError as exc:
+        log.warning("feed poller: could not renew its slot (%s)", redact(str(exc))[:300])
+        connection.close()
+        return True
 
 
 def _count(report, result):
