@@ -33,6 +33,8 @@ MAXLOT = 10
 # one empty retrieve is waited out (the orders are still coming); a second ends the cycle.
 FOLLOW_WAIT_MAX = 10.0
 FOLLOW_MIN_WAIT = 0.5
+# The feed poller, following a flow, polls again when this share of a lot has probably arrived.
+FLOW_FILL = 0.85
 
 
 @dataclass
@@ -292,12 +294,15 @@ def run_feed_turn(account, owner, flow, *, budget=None, interval=None):
                 break
             summary.drained = True
             if lot and flow.previous_call is not None:
-                flow.rate = lot / max(call - flow.previous_call, 1e-3)
+                seen = lot / max(call - flow.previous_call, 1e-3)
+                flow.rate = seen if flow.rate is None else (flow.rate + seen) / 2  # smoothed: one lot is noisy
             if lot and flow.rate:
                 # A short lot: orders are arriving, not queued. Polling again at once would bring
-                # one or two per call; wait until a full lot has probably arrived (at most the
+                # one or two per call; wait until most of a lot has probably arrived (at most the
                 # interval, so an event waits in the feed no longer than after an empty poll).
-                next_poll = min(interval, MAXLOT / flow.rate) - (time.monotonic() - call)
+                # Most, not all: a lot that comes exactly full is retrieved again at once (it
+                # may be a backlog) and that retrieve brings one or two, two VTEX calls wasted.
+                next_poll = min(interval, FLOW_FILL * MAXLOT / flow.rate) - (time.monotonic() - call)
             flow.previous_call = call
             break
     except errors.NotFound:
