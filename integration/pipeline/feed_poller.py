@@ -111,6 +111,10 @@ def run_poller(token="", *, run_seconds=None, threads=None, hand_over=True, tick
         return report
     slot_lease = FeedPollerSlot.objects.filter(pk=slot)
     turns = _Turns(threads, owner)
+    # When the stores this poller turned are due again (monotonic): it wakes then, not at the
+    # next tick, so a store following a flow is polled when its lot has arrived. Stores turned
+    # by another poller are noticed at the tick.
+    due = {}
     started = renewed = time.monotonic()
     try:
         while True:
@@ -130,11 +134,12 @@ def run_poller(token="", *, run_seconds=None, threads=None, hand_over=True, tick
                 claimed = []
                 time.sleep(1.0)
             for account in claimed:
+                due.pop(account.pk, None)
                 turns.submit(account)
             if until_idle and not claimed and not turns.busy:
                 break
-            for result in turns.collect(timeout=tick):
-                _count(report, result)
+            for result in turns.collect(timeout=_wait(due, tick)):
+                _count(report, result, due)
     finally:
         # The turns under way finish (each bounded by FEED_TURN_BUDGET and the HTTP timeouts);
         # the slot is renewed meanwhile so that no successor starts beside this poller.
@@ -143,7 +148,7 @@ def run_poller(token="", *, run_seconds=None, threads=None, hand_over=True, tick
                 _renew_slot(slot_lease, owner)
                 renewed = time.monotonic()
             for result in turns.collect(timeout=tick):
-                _count(report, result)
+                _count(report, result, due)
         turns.close()
         for retry in (False, True):
             try:
@@ -168,8 +173,19 @@ def _renew_slot(slot_lease, owner):
         return True
 
 
-def _count(report, result):
-    account, summary = result
+def _wait(due, tick):
+    """Seconds until the next store this poller knows of is due, within (0.05 s, tick)."""
+    now = time.monotonic()
+    for pk in [pk for pk, at in due.items() if at < now - 1.0]:  # taken by another poller meanwhile
+        del due[pk]
+    if not due:
+        return tick
+    return min(tick, max(0.05, min(due.values()) - now))
+
+
+def _count(report, result, due):
+    account, summary, next_poll = result
+    due[account.pk] = time.monotonic() + next_poll
     report.turns += 1
     report.stores.add(account.pk)
     if summary is None or not summary.ok:
@@ -253,10 +269,10 @@ class _Turns:
                     return
                 flow = self.flows.setdefault(account.pk, Flow())
                 try:
-                    summary, _ = run_feed_turn(account, self.owner, flow)
+                    summary, next_poll = run_feed_turn(account, self.owner, flow)
                 except Exception as exc:  # run_feed_turn records its own failures; this is a bug: go on
                     log.error("feed poller: turn of store=%s failed: %s", account.account_name, redact(f"{type(exc).__name__}: {exc}"))
-                    summary = None
-                self.done.put((account, summary))
+                    summary, next_poll = None, settings.FEED_POLL_INTERVAL
+                self.done.put((account, summary, next_poll))
         finally:
             connection.close()
