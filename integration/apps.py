@@ -3,7 +3,7 @@ from django.contrib.admin import apps as admin_apps
 from django.db.models.signals import post_migrate
 
 from integration.permissions import ensure_operators_group
-from integration.schedules import ensure_schedules
+from integration.schedules import ensure_schedules, start_feed_poller_on_worker_spawn
 
 
 class HubAdminConfig(admin_apps.AdminConfig):
@@ -26,6 +26,10 @@ class IntegrationConfig(AppConfig):
     def ready(self):
         post_migrate.connect(_after_migrate, sender=self)
         _redact_server_logs()
+        # django_q.signals imports django_q's models: connected here, once the apps are loaded.
+        from django_q.signals import post_spawn
+
+        post_spawn.connect(start_feed_poller_on_worker_spawn, dispatch_uid="vtexhub-feed-poller-at-start")
 
 
 def _redact_server_logs():

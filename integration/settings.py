@@ -118,6 +118,15 @@ else:
 VTEX_CONNECT_TIMEOUT = env_float("VTEX_CONNECT_TIMEOUT", 3.05)
 VTEX_READ_TIMEOUT = env_float("VTEX_READ_TIMEOUT", 20)
 FEED_CYCLE_BUDGET = env_float("FEED_CYCLE_BUDGET", 50)
+# The feed poller (one django-q2 task for every feed-mode store, FEED_CYCLE_BUDGET seconds a run,
+# then handed to its successor): an empty feed is polled again after FEED_POLL_INTERVAL seconds;
+# one store's turn retrieves full lots for at most FEED_TURN_BUDGET seconds before the other
+# stores get theirs; FEED_POLLER_THREADS stores are polled at once by one poller; at most
+# FEED_POLLERS pollers run at once over all clusters.
+FEED_POLL_INTERVAL = env_float("FEED_POLL_INTERVAL", 3)
+FEED_TURN_BUDGET = env_float("FEED_TURN_BUDGET", 10)
+FEED_POLLER_THREADS = env_int("FEED_POLLER_THREADS", 4)
+FEED_POLLERS = env_int("FEED_POLLERS", 1)
 DISPATCH_BUDGET = env_float("DISPATCH_BUDGET", 50)
 FEED_LEASE_TTL = env_int("FEED_LEASE_TTL", 120)
 SYNC_CLAIM_TTL = env_int("SYNC_CLAIM_TTL", 300)

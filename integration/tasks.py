@@ -4,9 +4,11 @@ Every task that may call VTEX flushes the process's VTEX response counts when it
 """
 import functools
 
-from integration import alerts, retention
+from integration import alerts, queueing, retention
 from integration.health import flush_response_counts
-from integration.pipeline import adapter_updates, dispatch as dispatching, feed_cycle, outbox, reconciliation, recovery
+from integration.pipeline import (
+    adapter_updates, dispatch as dispatching, feed_cycle, feed_poller, outbox, reconciliation, recovery,
+)
 from integration.vtex_push import registration
 
 
@@ -22,8 +24,13 @@ def _flushing_counts(task):
 
 
 def run_feed_cycles():
-    """Scheduled every minute: fan out one task per store that polls its feed."""
-    return feed_cycle.enqueue_feed_cycles()
+    """Scheduled every minute: start the feed poller if none runs (it polls every feed-mode store)."""
+    return "feed poller started" if feed_poller.start_poller() else "feed poller already running"
+
+
+@_flushing_counts
+def poll_feeds(token=""):
+    return feed_poller.run_poller(token).line()
 
 
 @_flushing_counts
@@ -33,6 +40,7 @@ def feed_cycle_for_account(account_id):
 
 @_flushing_counts
 def dispatch(account_id=None):
+    queueing.dispatch_started(account_id)
     return dispatching.dispatch_due(account_id=account_id).line()
 
 

@@ -3,7 +3,7 @@ from integration.models.accounts import (  # noqa: F401
     RuleAction,
 )
 from integration.models.bindings import AdapterBinding, AdapterNotInstalled  # noqa: F401
-from integration.models.feed import EventSource, FeedEvent  # noqa: F401
+from integration.models.feed import EventSource, FeedEvent, FeedPollerSlot  # noqa: F401
 from integration.models.orders import (  # noqa: F401
     DELIVERED_STATUSES, AttemptOutcome, FailedSync, HeldSync, Order, OrderSync, StartHandlingState,
     SyncAttempt, SyncStatus,

@@ -56,6 +56,9 @@ class Account(models.Model):
     # The feed cycle's lease: one cycle per store at a time, across processes and machines.
     lease_owner = models.CharField(max_length=64, blank=True, default="", editable=False)
     lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    # Set when a dispatch of this store is queued and cleared when it starts: intake enqueues one
+    # only when none is waiting (the time lets a lost task stop counting after a minute).
+    dispatch_queued_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     last_cycle_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_cycle_ok = models.BooleanField(null=True, editable=False)

@@ -39,3 +39,23 @@ class FeedEvent(models.Model):
 
     def __str__(self):
         return f"{self.order_id or '?'} {self.state or '?'} ({self.source})"
+
+
+class FeedPollerSlot(models.Model):
+    """A place for one running feed poller; FEED_POLLERS of them exist.
+
+    The poller that holds a slot's lease polls every feed-mode store (each under its own store
+    lease); a poller that finds every slot taken ends at once. So the minute schedule, a cluster
+    starting, and a poller handing over to its successor never add pollers beyond FEED_POLLERS,
+    whatever the number of clusters.
+    """
+
+    slot = models.PositiveSmallIntegerField(unique=True)
+    lease_owner = models.CharField(max_length=64, blank=True, default="")
+    lease_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "feed poller slot"
+
+    def __str__(self):
+        return f"feed poller slot {self.slot}"

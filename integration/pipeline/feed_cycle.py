@@ -9,13 +9,13 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, connection
 from django.db.models import F
 from django.db.models.functions import Now
 
-from integration import queueing
 from integration.pipeline import inbox
 from integration.pipeline.leases import new_owner_id, release_lease, renew_lease, take_lease
 from integration.models import Account
@@ -33,6 +33,8 @@ MAXLOT = 10
 # one empty retrieve is waited out (the orders are still coming); a second ends the cycle.
 FOLLOW_WAIT_MAX = 10.0
 FOLLOW_MIN_WAIT = 0.5
+# The feed poller, following a flow, polls again when this share of a lot has probably arrived.
+FLOW_FILL = 0.85
 
 
 @dataclass
@@ -63,7 +65,11 @@ def run_feed_cycle(account, *, budget=None, owner=None):
     budget = settings.FEED_CYCLE_BUDGET if budget is None else budget
     summary = CycleSummary(account=account.account_name)
     lease = Account.objects.filter(pk=account.pk)
-    if not take_lease(lease, owner, settings.FEED_LEASE_TTL):
+    # A store the poller left waiting for its next poll (no owner, a lease_until ahead) is free
+    # for an operator's cycle; one being polled now is not.
+    ttl = timedelta(seconds=settings.FEED_LEASE_TTL)
+    if not lease.filter(lease_owner="").update(lease_owner=owner, lease_until=Now() + ttl) \
+            and not take_lease(lease, owner, settings.FEED_LEASE_TTL):
         summary.skipped = "another feed cycle holds this store's lease"
         return summary
     started = time.monotonic()
@@ -116,17 +122,25 @@ def run_feed_cycle(account, *, budget=None, owner=None):
     return summary
 
 
-def _release_and_record(lease, owner, account, summary):
+def _release_and_record(lease, owner, account, summary, next_poll=None):
     """Release the lease and record the outcome, even when the database is what failed.
 
     A PostgreSQL restart cuts every connection: the cycle fails on its broken one, and so would
     these last writes. Retry them once on a new connection; if the database is still away, say
     so in the log (the lease then expires by itself after FEED_LEASE_TTL).
+
+    With `next_poll` (seconds, the poller's turns) the lease is released into a wait: no owner,
+    `lease_until` that far ahead, so no poller polls the store again before then; release and
+    record are then one statement (an idle store is polled every few seconds).
     """
     for retry in (False, True):
         try:
-            release_lease(lease, owner)
-            _record(account, summary)
+            if next_poll is None:
+                release_lease(lease, owner)
+                _record(account, summary)
+            else:
+                _record(account, summary, lease=lease.filter(lease_owner=owner),
+                        release={"lease_owner": "", "lease_until": Now() + timedelta(seconds=next_poll)})
             return
         except DatabaseError as exc:
             if retry:
@@ -204,20 +218,31 @@ def _one_batch(account, client, summary, reader, read_ahead=True):
     return len(items)
 
 
-def _record(account, summary):
+def _record(account, summary, *, lease=None, release=None):
     fields = {
         "last_cycle_at": Now(),
         "last_cycle_ok": summary.ok,
         "last_cycle_error": summary.error,
         "last_cycle_summary": {k: v for k, v in asdict(summary).items() if k != "account"},
+        **(release or {}),
     }
     if summary.skipped:
         return
+    rows = Account.objects.filter(pk=account.pk) if lease is None else lease
     if summary.ok:
-        Account.objects.filter(pk=account.pk).update(consecutive_cycle_failures=0, **fields)
+        rows.update(consecutive_cycle_failures=0, **fields)
+    else:
+        rows.update(consecutive_cycle_failures=F("consecutive_cycle_failures") + 1, **fields)
+    # The poller polls an idle store every few seconds: its empty polls are neither logged at
+    # INFO nor announced to observers, unless it is the first good one after failures (the
+    # failure alert closes on it).
+    quiet = release is not None and summary.ok and not summary.fetched and not account.consecutive_cycle_failures
+    if quiet:
+        log.debug("feed cycle %s", summary.line())
+        return
+    if summary.ok:
         log.info("feed cycle %s", summary.line())
     else:
-        Account.objects.filter(pk=account.pk).update(consecutive_cycle_failures=F("consecutive_cycle_failures") + 1, **fields)
         log.warning("feed cycle %s", summary.line())
     notify("feed_cycle_finished", account=StoreInfo.of(account), summary=asdict(summary))
 
@@ -226,22 +251,85 @@ def feed_accounts():
     return Account.objects.filter(active=True, intake_mode__in=["feed", "both"])
 
 
-def enqueue_feed_cycles():
-    """Fan out one queued feed cycle per store that polls its feed; returns how many."""
-    ids = list(feed_accounts().values_list("pk", flat=True))
-    for pk in ids:
-        queueing.enqueue_feed_cycle(pk)
-    return len(ids)
+@dataclass
+class Flow:
+    """What one poller remembers of a store between its turns: when the last retrieve started
+    and the arrival rate it saw, to poll again when a full lot has probably arrived."""
+    previous_call: float = None
+    rate: float = None
+
+
+def run_feed_turn(account, owner, flow, *, budget=None, interval=None):
+    """One store's turn in the feed poller, under the store's lease (held by `owner`).
+
+    Retrieve, store, commit while the lots come full (a backlog), for at most `budget` seconds;
+    the first short or empty lot ends the turn (the feed is drained). The lease is then released
+    into a wait: the store is due again at once after a full lot (a backlog, once the other
+    stores had their turn), after `interval` seconds after an empty retrieve, after the time a
+    full lot probably takes to arrive (at most `interval`) after a short one, and later and later
+    after failures. Nothing sleeps here: the poller polls the stores that are due.
+    Returns (summary, seconds until the next poll).
+    """
+    budget = settings.FEED_TURN_BUDGET if budget is None else budget
+    interval = settings.FEED_POLL_INTERVAL if interval is None else interval
+    summary = CycleSummary(account=account.account_name)
+    lease = Account.objects.filter(pk=account.pk)
+    started = time.monotonic()
+    reader = _ReadAhead()
+    next_poll = interval
+    try:
+        client = client_for(account)
+        while True:
+            if summary.batches and not renew_lease(lease, owner, settings.FEED_LEASE_TTL):
+                summary.ok, summary.error = False, "lost the store's lease (the turn ran past FEED_LEASE_TTL)"
+                break
+            more_time = time.monotonic() - started < budget
+            call = reader.started_at if reader.pending else time.monotonic()
+            lot = _one_batch(account, client, summary, reader, read_ahead=more_time)
+            if lot >= MAXLOT:
+                flow.previous_call = call
+                if reader.pending or more_time:
+                    continue
+                next_poll = 0.0  # still a backlog: due again as soon as the other stores had a turn
+                break
+            summary.drained = True
+            if lot and flow.previous_call is not None:
+                seen = lot / max(call - flow.previous_call, 1e-3)
+                flow.rate = seen if flow.rate is None else (flow.rate + seen) / 2  # smoothed: one lot is noisy
+            if lot and flow.rate:
+                # A short lot: orders are arriving, not queued. Polling again at once would bring
+                # one or two per call; wait until most of a lot has probably arrived (at most the
+                # interval, so an event waits in the feed no longer than after an empty poll).
+                # Most, not all: a lot that comes exactly full is retrieved again at once (it
+                # may be a backlog) and that retrieve brings one or two, two VTEX calls wasted.
+                next_poll = min(interval, FLOW_FILL * MAXLOT / flow.rate) - (time.monotonic() - call)
+            flow.previous_call = call
+            break
+    except errors.NotFound:
+        summary.ok = False
+        summary.error = "VTEX has no feed configuration for this app key (404): push the feed configuration from the admin"
+    except errors.VtexError as exc:
+        summary.ok, summary.error = False, redact(str(exc))
+    except Exception as exc:  # one store's failure must not stop the others
+        log.exception("feed poll failed for store=%s", account.account_name)
+        summary.ok, summary.error = False, redact(f"{type(exc).__name__}: {exc}")
+    finally:
+        reader.close()
+        summary.seconds = time.monotonic() - started
+        if not summary.ok:
+            # A failing store is polled less and less often (15 s, 30 s, then every minute), not
+            # every few seconds: VTEX is spared, and ALERT_CYCLE_FAILURES in a row still mean a while.
+            next_poll = min(60.0, max(interval, 15.0) * 2 ** min(account.consecutive_cycle_failures, 2))
+        next_poll = max(0.0, next_poll)
+        _release_and_record(lease, owner, account, summary, next_poll=next_poll)
+    return summary, next_poll
 
 
 def run_queued_feed_cycle(account_id):
-    """The feed cycle of one store, as queued by `enqueue_feed_cycles`; returns its summary line."""
+    """One store's feed cycle queued on its own (an operator's "Run feed cycle now"); returns its summary line."""
     account = Account.objects.filter(pk=account_id, active=True).first()
     if account is None:
         return "store gone or inactive"
-    summary = run_feed_cycle(account)
-    if summary.ok and not summary.skipped and not summary.drained:
-        # The time budget ran out with the feed still full (a backlog): the next cycle starts
-        # now instead of at the next minute of the schedule.
-        queueing.enqueue_feed_cycle(account_id)
-    return summary.line()
+    # One cycle, not a chain: what it leaves in the feed (a backlog past its budget) is the feed
+    # poller's, which polls every store without holding a worker per store.
+    return run_feed_cycle(account).line()

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone as dt_timezone
 
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F
 from django.db.models.functions import Now
 
@@ -165,6 +165,12 @@ class StoreResult:
     new_event_ids: list = field(default_factory=list)
 
 
+# The database itself failing (a PostgreSQL restart cuts the connection; SQLite is locked past
+# its timeout), not a value it refuses: storing item by item would keep a healthy event as
+# malformed (routed nowhere, and committed) if the database came back between two attempts.
+DATABASE_AWAY = (OperationalError, InterfaceError)
+
+
 def store_events(account, incoming):
     """Store a batch in one transaction, deduplicated by change_key, and route the new ones.
 
@@ -173,6 +179,8 @@ def store_events(account, incoming):
     the database's reason, so one poison item never holds back its neighbours."""
     try:
         return _store_batch(account, incoming)
+    except DATABASE_AWAY:
+        raise  # not a poison item: nothing is stored or committed, VTEX offers the batch again
     except Exception as exc:  # DataError, IntegrityError, UnicodeEncodeError (SQLite), RecursionError...
         if len(incoming) == 1 and incoming[0].error:
             raise  # already the fallback form: the database itself is failing
@@ -183,6 +191,8 @@ def store_events(account, incoming):
     for index, event in enumerate(incoming):
         try:
             one = _store_batch(account, [event])
+        except DATABASE_AWAY:
+            raise
         except Exception as exc:
             # The caller's list gets the malformed form, so it is the one marked committed.
             incoming[index] = event = _as_malformed(event, exc)

@@ -30,10 +30,12 @@ def broker_calls(monkeypatch):
     return calls
 
 
-def test_retry_now_enqueues_even_right_after_an_intake_dispatch(account, binding, broker_calls):
+def test_retry_now_enqueues_even_right_after_an_intake_dispatch(account, binding, broker_calls,
+                                                               django_capture_on_commit_callbacks):
     sync = make_sync(make_hub_order(account, "1-01"), binding, SyncStatus.FAILED)
-    queueing.enqueue_dispatch(account.pk)  # intake asked a moment ago; that dispatch may have found nothing
-    queueing.enqueue_dispatch(account.pk)  # a second intake batch within 2 s is folded into it
+    with django_capture_on_commit_callbacks(execute=True):  # intake decides after its commit
+        queueing.enqueue_dispatch(account.pk)  # intake asked a moment ago; that dispatch may have found nothing
+        queueing.enqueue_dispatch(account.pk)  # a second intake batch before it started is folded into it
     assert broker_calls == [(queueing.DISPATCH_TASK, (account.pk,))]
 
     outcome = sync_ops.retry_syncs(OrderSync.objects.filter(pk=sync.pk))

@@ -27,18 +27,15 @@ def captured_enqueues(monkeypatch):
 
 
 @pytest.mark.django_db
-def test_feed_cycles_go_to_the_feed_queue_and_dispatch_to_the_main_queue(account, monkeypatch, settings,
-                                                                         django_capture_on_commit_callbacks):
-    from django.core.cache import cache
-
-    cache.delete(f"vtexhub:dispatch-queued:{account.pk}")  # an earlier test's dispatch de-duplication
+def test_the_feed_poller_goes_to_the_feed_queue_and_dispatch_to_the_main_queue(account, monkeypatch, settings,
+                                                                               django_capture_on_commit_callbacks):
     calls = captured_enqueues(monkeypatch)
     settings.FEED_CLUSTER = FEED_QUEUE
     with django_capture_on_commit_callbacks(execute=True):
         tasks.run_feed_cycles()
         queueing.enqueue_dispatch(account.pk)
     assert [(func, kw["cluster"]) for func, _, kw in calls] == [
-        ("integration.tasks.feed_cycle_for_account", FEED_QUEUE),
+        (queueing.FEED_POLLER_TASK, FEED_QUEUE),
         ("integration.tasks.dispatch", settings.Q_CLUSTER["name"]),
     ]
 
@@ -72,11 +69,11 @@ def test_a_feed_cluster_runs_intake_while_the_main_cluster_dispatches():
         outcome = run.outcome
         outcome.faults = f"none; feed cycles on a second cluster (queue {FEED_QUEUE}, 1 worker), dispatch on the main one (3 workers)"
         main_log, feed_log = main.log_text(), feed.log_text()
-        ran = {name: {func: log.count(f"'integration.tasks.{func}'") for func in ("feed_cycle_for_account", "dispatch")}
+        ran = {name: {func: log.count(f"'integration.tasks.{func}'") for func in ("poll_feeds", "dispatch")}
                for name, log in (("main", main_log), ("feed", feed_log))}
         outcome.notes["tasks_run"] = ran
         outcome = run.finish()
         assert not outcome.violations, outcome.violations
         assert f"[django_q:{FEED_QUEUE}:q] running" in feed_log
-        assert ran["feed"]["feed_cycle_for_account"] > 0 and ran["main"]["feed_cycle_for_account"] == 0, ran
+        assert ran["feed"]["poll_feeds"] > 0 and ran["main"]["poll_feeds"] == 0, ran
         assert ran["main"]["dispatch"] > 0 and ran["feed"]["dispatch"] == 0, ran

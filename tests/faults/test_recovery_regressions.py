@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from integration import queueing, tasks
+from integration import tasks
 from integration.pipeline import recovery
 from integration.pipeline.feed_cycle import run_feed_cycle
 from integration.models import (
@@ -99,20 +99,22 @@ def test_an_adapter_call_its_worker_never_finished_is_closed_in_the_history(rout
     assert recent.outcome == AttemptOutcome.RUNNING
 
 
-def test_intake_stores_and_commits_when_the_cache_redis_is_down(account, binding, feed, oms, monkeypatch):
-    # enqueue_dispatch de-duplicates through the cache (Redis when REDIS_URL is set). With Redis
-    # down it raised after the batch was stored and before its handles were committed: the feed
-    # cycle failed and VTEX redelivered the whole batch.
-    def down(*args, **kwargs):
+def test_intake_stores_and_commits_when_the_redis_broker_is_down(account, binding, feed, oms, monkeypatch,
+                                                                django_capture_on_commit_callbacks):
+    # With Redis down, asking for a dispatch raised after the batch was stored and before its
+    # handles were committed: the feed cycle failed and VTEX redelivered the whole batch.
+    tried = []
+
+    def down(func, *args, **kwargs):
+        tried.append(func)
         raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    monkeypatch.setattr(queueing.cache, "add", down)
-    enqueued = []
-    monkeypatch.setattr(queueing, "enqueue", lambda func, *args, **kw: enqueued.append(func))
+    monkeypatch.setattr("django_q.tasks.async_task", down)
     for n in range(3):
         oms.add(f"300{n}-01")
         feed.add(feed_item(f"300{n}-01"))
-    summary = run_feed_cycle(account)
+    with django_capture_on_commit_callbacks(execute=True):
+        summary = run_feed_cycle(account)
     assert summary.ok, summary.error
     assert len(feed.committed) == 3
-    assert enqueued == ["integration.tasks.dispatch"]
+    assert tried == ["integration.tasks.dispatch"]

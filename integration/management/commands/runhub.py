@@ -14,7 +14,6 @@ from django.core.management.base import BaseCommand, CommandError
 from integration.demo import (
     DEMO_ACCOUNT, DEMO_APP_KEY, DEMO_APP_TOKEN, DEMO_ERP_TOKEN_NAME, demo_erp_access, ensure_admin_user, ensure_demo_store,
 )
-from integration.queueing import enqueue
 
 NO_SANDBOX = ("Demo mode runs the VTEX sandbox (the vtex_sandbox package), a development tool that ships with "
               "the source checkout, not with the hub's wheel. Run `make run` from a checkout of the repository, "
@@ -73,8 +72,7 @@ class Command(BaseCommand):
                 if name == "sandbox":
                     time.sleep(1.0)  # let it bind before the first feed cycle
             if not stopping["flag"]:
-                # The schedule fires within a minute; a first cycle now lets a newcomer see orders at once.
-                enqueue("integration.tasks.run_feed_cycles")
+                # No first feed cycle to enqueue: the cluster starts the feed poller as its workers start.
                 # The banner comes last, once the admin answers, so the children's start-up lines do not
                 # scroll the URL and the password away.
                 self._wait_until_answering(host, port, procs, stopping)
@@ -124,7 +122,7 @@ class Command(BaseCommand):
     def _banner(self, host, port, password, from_env, demo, notes):
         lines = ["", *notes]
         if demo:
-            lines.append("Demo mode: orders from the sandbox appear within two minutes. HUB_DEMO=false turns it off.")
+            lines.append("Demo mode: orders from the sandbox appear within seconds. HUB_DEMO=false turns it off.")
         lines.append("Ctrl-C stops everything.")
         self.stdout.write("\n".join(lines))
         self.stdout.write(self.style.SUCCESS(f"VTEX order hub running: admin at http://{host}:{port}/admin/"))
