@@ -121,6 +121,9 @@ def ensure_operators_group():
     migration.create_operators_group(global_apps, None)
     from django.contrib.auth.models import Group
 
+    from integration.permissions import ensure_operators_group as after_migrate
+    after_migrate()  # what every `migrate` adds to the group (permissions of later models and actions)
+
     return Group.objects.get(name=OPERATORS)
 
 
