@@ -279,3 +279,7 @@ def rabbitmq():
         server_missing(f"no RabbitMQ at {AMQP_URL.split('@')[-1]}: {exc}")
     connection.close()
     return AMQP_URL
+
+
+# The throw-away OpenSSH server (session-wide), for the sftp adapter and the end-to-end runs.
+from tests.ssh_server import SshServer, ssh_server  # noqa: E402,F401
