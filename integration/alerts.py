@@ -86,6 +86,8 @@ def evaluate_all(now=None):
                           f"{account.name}: the oldest message in VTEX's feed is {int(backlog_age // 60)} minutes old.",
                           account, "VTEX's feed backlog is back under the threshold.")
     evaluate_failed_updates()
+    evaluate_held_updates(now)
+    evaluate_cancellation_refusals()
     for binding in AdapterBinding.objects.select_related("account"):
         set_condition(AlertKind.BREAKER_OPEN, f"binding-{binding.pk}", breaker.is_open(binding, now),
                       f"{binding}: the circuit breaker is open after repeated failures; its syncs are held.", binding.account,
@@ -105,6 +107,41 @@ def evaluate_failed_updates():
         set_condition(AlertKind.UPDATES_FAILED, account.account_name, n > 0,
                       f"{account.name}: {n} update{'s' if n != 1 else ''} to VTEX (invoice, tracking, cancel) failed; see Failed updates.",
                       account, "No failed update to VTEX any more.")
+
+
+def evaluate_held_updates(now=None):
+    """Updates to VTEX held longer than ALERT_PENDING_AGE_SECONDS, like the oldest pending sync:
+    an invoice is held until start-handling is done and tracking until its invoice is sent, which
+    takes seconds; one held for an hour waits on something that is not going to happen by itself
+    (start-handling abandoned or failed, an invoice that never came)."""
+    from integration.models import UpdateStatus, VtexUpdate
+
+    now = now or timezone.now()
+    oldest = dict(VtexUpdate.objects.filter(status=UpdateStatus.HELD).order_by().values_list("account_id")
+                  .annotate(m=Min("created_at")))
+    for account in Account.objects.filter(active=True):
+        since = oldest.get(account.pk)
+        age = (now - since).total_seconds() if since else 0
+        set_condition(AlertKind.UPDATES_HELD, account.account_name, age > settings.ALERT_PENDING_AGE_SECONDS,
+                      f"{account.name}: an update to VTEX has been held for {int(age // 60)} minutes; its reason is on the "
+                      "updates list (filter: held).", account, "No update to VTEX is held longer than the threshold any more.")
+
+
+def evaluate_cancellation_refusals():
+    """Cancellation requests the ERP refused: VTEX's API has no call for a refusal, so until
+    someone declines the request in VTEX's admin (or the ERP invoices the order) the marketplace
+    waits. Open while any such order is neither canceled nor invoiced."""
+    from django.db.models import Count
+
+    from integration.pipeline.update_intake import refusals_awaiting_decision
+
+    refused = dict(refusals_awaiting_decision().order_by().values_list("account_id").annotate(n=Count("pk")))
+    for account in Account.objects.filter(active=True):
+        n = refused.get(account.pk, 0)
+        set_condition(AlertKind.CANCELLATION_REFUSED, account.account_name, n > 0,
+                      f"{account.name}: the ERP refused {n} cancellation request{'s' if n != 1 else ''}; decline "
+                      f"{'them' if n != 1 else 'it'} in VTEX's admin (the order page says why).", account,
+                      "No refused cancellation request waits for a decision any more.")
 
 
 def refresh_feed_backlogs():

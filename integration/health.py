@@ -6,7 +6,8 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Count, F, Min
 from django.utils import timezone
 
-from integration.models import Account, Order, OrderSync, RoutePause, StartHandlingState, SyncStatus, VtexResponseCount
+from integration.models import Account, Order, OrderSync, RoutePause, StartHandlingState, SyncStatus, VtexResponseCount, VtexUpdate
+from integration.pipeline.update_intake import refusals_awaiting_decision
 from integration.pipeline.vtex_access import take_response_counts
 
 
@@ -114,6 +115,13 @@ def metrics_text():
     out += ["# HELP vtexhub_start_handling Orders by start-handling state (abandoned: will not be called, a gating sync was abandoned).", "# TYPE vtexhub_start_handling gauge"]
     for row in Order.objects.values("start_handling_state").annotate(n=Count("id")).order_by():
         out.append(_line("vtexhub_start_handling", row["n"], state=row["start_handling_state"]))
+    out += ["# HELP vtexhub_updates Updates to VTEX (invoices, tracking, cancels) by store and status.", "# TYPE vtexhub_updates gauge"]
+    for row in VtexUpdate.objects.values("account__account_name", "status").annotate(n=Count("id")).order_by():
+        out.append(_line("vtexhub_updates", row["n"], store=row["account__account_name"], status=row["status"]))
+    out += ["# HELP vtexhub_cancellation_refusals Cancellation requests the ERP refused that wait for a decision in VTEX's admin.",
+            "# TYPE vtexhub_cancellation_refusals gauge"]
+    for row in refusals_awaiting_decision().values("account__account_name").annotate(n=Count("id")).order_by():
+        out.append(_line("vtexhub_cancellation_refusals", row["n"], store=row["account__account_name"]))
     out += ["# HELP vtexhub_feed_cycle_seconds Duration of each store's last feed cycle.", "# TYPE vtexhub_feed_cycle_seconds gauge",
             "# HELP vtexhub_feed_cycle_ok 1 when the store's last feed cycle succeeded.", "# TYPE vtexhub_feed_cycle_ok gauge",
             "# HELP vtexhub_feed_cycle_failures_in_a_row Consecutive failed feed cycles.", "# TYPE vtexhub_feed_cycle_failures_in_a_row gauge"]

@@ -1,9 +1,15 @@
 """The Operators group keeps view access to every model, including ones added after the
-migration that created the group (run after every migrate)."""
+migration that created the group, and the change permissions its day-to-day actions need (run
+after every migrate, so an existing installation gets a new one at its next `migrate`).
+
+Change permission on: syncs (all, failed, held) and orders (retry, resolve, abandon, start
+handling anyway); updates to VTEX (all, failed: retry, resolve by hand, abandon, the operator's
+invoice form); ERP API tokens (revoke only: a token's page is read-only, and issuing one needs the
+add permission, which operators do not have, like every other credential)."""
 
 OPERATORS = "Operators"
 VIEW_APPS = ("integration", "django_q")
-CHANGE_MODELS = ("ordersync", "failedsync", "heldsync", "order")
+CHANGE_MODELS = ("ordersync", "failedsync", "heldsync", "order", "vtexupdate", "failedupdate", "erptoken")
 
 
 def ensure_operators_group():

@@ -121,6 +121,9 @@ def ensure_operators_group():
     migration.create_operators_group(global_apps, None)
     from django.contrib.auth.models import Group
 
+    from integration.permissions import ensure_operators_group as after_migrate
+    after_migrate()  # what every `migrate` adds to the group (permissions of later models and actions)
+
     return Group.objects.get(name=OPERATORS)
 
 
@@ -276,3 +279,7 @@ def rabbitmq():
         server_missing(f"no RabbitMQ at {AMQP_URL.split('@')[-1]}: {exc}")
     connection.close()
     return AMQP_URL
+
+
+# The throw-away OpenSSH server (session-wide), for the sftp adapter and the end-to-end runs.
+from tests.ssh_server import SshServer, ssh_server  # noqa: E402,F401

@@ -91,6 +91,7 @@ class InvoicesMixin:
             }
             # The same invoiceNumber again overwrites (VTEX answers with a new receipt).
             packages[:] = [p for p in packages if p["invoiceNumber"] != package["invoiceNumber"]] + [package]
+            self._invoices_ok[data["orderId"]] += 1
             invoiced = sum(p["invoiceValue"] for p in packages if p["type"] == "Output")
             if data["status"] == "handling" and invoiced >= data["value"]:
                 self._transition_locked(record, "invoice")

@@ -375,6 +375,7 @@ class Sandbox(VtexApiMixin, InvoicesMixin):
             self._enqueued = 0
             self._sh_calls = collections.Counter()
             self._sh_ok = collections.Counter()
+            self._invoices_ok = collections.Counter()  # order id -> invoice calls that took effect
             self._hook_counts = collections.Counter()
 
     def record_call(self, route, order_id=None):
@@ -408,6 +409,7 @@ class Sandbox(VtexApiMixin, InvoicesMixin):
                 "enqueued": self._enqueued,
                 "start_handling_calls": dict(self._sh_calls),
                 "start_handling_ok": dict(self._sh_ok),
+                "invoices_ok": dict(self._invoices_ok),
                 "feed_depth": sum(depth.values()),
                 "feed_depth_by_app_key": depth,
                 "statuses": {oid: r["data"]["status"] for oid, r in self._orders.items()},

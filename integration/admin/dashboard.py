@@ -22,6 +22,7 @@ from integration.operations import queries
 from integration.operations import results
 from integration.operations import stores as store_ops
 from integration.admin.display import truncated
+from integration.admin.updates import attach_update_figures, refusals_url
 from integration.models import Account, Alert, OrderSync, SyncStatus
 
 HOURS = 24
@@ -107,6 +108,7 @@ def dashboard_data(now=None):
                   oldest_failed_order=Subquery(failed.values("order_id")[:1]),
                   oldest_failed_order_id=Subquery(failed.values("order__order_id")[:1]))
     )
+    attach_update_figures(stores)  # held and failed updates to VTEX, refused cancellations: two grouped queries
     binding_stores = queries.binding_stores()
     by_status = queries.syncs_by_store_and_status(since, binding_stores)
     hourly = {}
@@ -140,6 +142,10 @@ def dashboard_data(now=None):
             "oldest_failed_url": (reverse("admin:integration_order_change", args=[store.oldest_failed_order])
                                   if store.oldest_failed_order else ""),
             "failed_url": reverse("admin:integration_failedsync_changelist") + "?" + urlencode({"store": store.pk}),
+            "held_updates_url": reverse("admin:integration_vtexupdate_changelist") + "?" + urlencode(
+                {"account__id__exact": store.pk, "status__exact": "held"}),
+            "failed_updates_url": reverse("admin:integration_failedupdate_changelist") + "?" + urlencode({"account__id__exact": store.pk}),
+            "refusals_url": refusals_url(store.pk),
             "backlog_age": results.duration(store.feed_backlog_age) if store.feed_backlog_age is not None else "",
             "backlog_warning": store_ops.backlog_warning(store.feed_backlog_age, retention),
             "alerts": alerts.get(store.pk, []),

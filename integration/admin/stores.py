@@ -33,7 +33,7 @@ from integration.admin.dashboard import dashboard_view
 from integration.admin.forms import AccountForm, ExpressionTestForm, FeedConfigurationForm
 from integration.admin.hook_actions import last_hook, register_hook, remove_hook
 from integration.admin.rate_caps import RouteCapInline
-from integration.admin.updates import attach_update_figures, updates_to_vtex
+from integration.admin.updates import attach_update_figures, refusals_url, updates_to_vtex
 from integration.models import Account, AdapterBinding, FeedConfiguration, FilterType, RoutingRule
 
 
@@ -228,10 +228,14 @@ class AccountAdmin(admin.ModelAdmin):
 
     def _store_page_context(self, request, account):
         queries.attach_sync_figures([account])
+        attach_update_figures([account])
         report = account.last_reconcile_report or {}
         config = FeedConfiguration.objects.filter(account=account).first()
         return {
             "health": account,
+            "held_updates_url": reverse("admin:integration_vtexupdate_changelist") + f"?account__id__exact={account.pk}&status__exact=held",
+            "failed_updates_url": reverse("admin:integration_failedupdate_changelist") + f"?account__id__exact={account.pk}",
+            "refusals_url": refusals_url(account.pk),
             "oldest_pending_age": self.oldest_pending(account),
             "backlog_warning": store_ops.backlog_warning(account.feed_backlog_age, account.feed_retention),
             "backlog_age": results.duration(account.feed_backlog_age) if account.feed_backlog_age is not None else "?",

@@ -268,6 +268,26 @@ class SyncOrderForm(forms.Form):
         return value
 
 
+class RefusalFilter(admin.SimpleListFilter):
+    """Orders whose cancellation request the ERP refused: those still waiting for a decision in
+    VTEX's admin (store health counts them), or every one with a refusal recorded."""
+
+    title = "cancellation refused by the ERP"
+    parameter_name = "refusal"
+
+    def lookups(self, request, model_admin):
+        return [("open", "Waiting for a decision"), ("any", "Any refusal recorded")]
+
+    def queryset(self, request, queryset):
+        from integration.operations.updates import refusals_awaiting_decision
+
+        if self.value() == "open":
+            return queryset.filter(pk__in=refusals_awaiting_decision().values("pk"))
+        if self.value() == "any":
+            return queryset.exclude(cancellation_refusal="")
+        return queryset
+
+
 ORDER_OPERATIONS = {"retry_sync", "resolve_by_hand", "abandon_sync", "retry_start_handling", "start_handling_anyway"}
 
 
@@ -275,7 +295,7 @@ ORDER_OPERATIONS = {"retry_sync", "resolve_by_hand", "abandon_sync", "retry_star
 class OrderAdmin(admin.ModelAdmin):
     list_display = ["order_link", "store", "vtex_status", "canceled", "start_handling_state", "created_at"]
     list_display_links = None
-    list_filter = ["account", "start_handling_state", "canceled", ("created_at", admin.DateFieldListFilter)]
+    list_filter = ["account", "start_handling_state", "canceled", RefusalFilter, ("created_at", admin.DateFieldListFilter)]
     list_select_related = ["account"]
     list_per_page = 100
     search_fields = ["order_id"]  # searched by exact id in get_search_results

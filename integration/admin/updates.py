@@ -46,24 +46,35 @@ def order_updates(order):
 
 
 def attach_update_figures(accounts):
-    """held_updates and failed_updates on each store of a list page: one grouped query for all."""
-    from integration.operations.updates import open_update_figures
-
-    figures = open_update_figures([a.pk for a in accounts])
+    """held_updates, failed_updates and refused_cancellations on each store of a list page: two
+    grouped queries for all."""
+    ids = [a.pk for a in accounts]
+    figures = ops.open_update_figures(ids)
+    refusals = ops.refusal_figures(ids)
     for account in accounts:
         account.held_updates, account.failed_updates = figures.get(account.pk, (0, 0))
+        account.refused_cancellations = refusals.get(account.pk, 0)
 
 
-@admin.display(description="updates to VTEX held / failed")
+def refusals_url(account_pk):
+    """The store's orders whose cancellation request the ERP refused (see the order list's filter)."""
+    return reverse("admin:integration_order_changelist") + f"?account__id__exact={account_pk}&refusal=open"
+
+
+@admin.display(description="updates to VTEX held / failed · refusals")
 def updates_to_vtex(obj):
-    """A store list column: its held and failed updates to VTEX, linked to their lists."""
+    """A store list column: its held and failed updates to VTEX and the cancellation requests the
+    ERP refused that wait for a decision, each linked to its list."""
     base = reverse("admin:integration_vtexupdate_changelist")
     held, failed = getattr(obj, "held_updates", 0), getattr(obj, "failed_updates", 0)
+    refused = getattr(obj, "refused_cancellations", 0)
     return format_html(
         '<a href="{}?account__id__exact={}&status__exact=held" class="updates-held" style="color:{}">{}</a> / '
-        '<a href="{}?account__id__exact={}" class="updates-failed" style="color:{}">{}</a>',
+        '<a href="{}?account__id__exact={}" class="updates-failed" style="color:{}">{}</a> · '
+        '<a href="{}" class="cancellations-refused" style="color:{}">{}</a>',
         base, obj.pk, "#9a6700" if held else "inherit", held,
-        reverse("admin:integration_failedupdate_changelist"), obj.pk, "#b00020" if failed else "inherit", failed)
+        reverse("admin:integration_failedupdate_changelist"), obj.pk, "#b00020" if failed else "inherit", failed,
+        refusals_url(obj.pk), "#b00020" if refused else "inherit", refused)
 
 
 class UpdateAdminBase(admin.ModelAdmin):

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('integration', '0009_cancellation_refusal'),
+        ('integration', '0011_alert_kinds_way_back'),
     ]
 
     operations = [

@@ -12,6 +12,8 @@ class AlertKind(models.TextChoices):
     FEED_BACKLOG = "feed_backlog", "VTEX feed backlog too old"
     BREAKER_OPEN = "breaker_open", "Circuit breaker open"
     UPDATES_FAILED = "updates_failed", "Updates to VTEX failed"
+    UPDATES_HELD = "updates_held", "Updates to VTEX held too long"
+    CANCELLATION_REFUSED = "cancellation_refused", "Cancellation refused by the ERP"
 
 
 class Alert(models.Model):

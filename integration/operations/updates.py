@@ -4,7 +4,7 @@ from django.db.models.functions import Now
 
 from integration.models import ErpToken, UpdateSource, UpdateStatus, VtexUpdate
 from integration.operations.results import rows_changed
-from integration.pipeline.update_intake import accept_update
+from integration.pipeline.update_intake import accept_update, refusals_awaiting_decision
 from integration import queueing
 
 RETRYABLE = (UpdateStatus.FAILED, UpdateStatus.HELD, UpdateStatus.QUEUED, UpdateStatus.ABANDONED)
@@ -25,6 +25,15 @@ def open_update_figures(account_ids):
         held, failed = figures.get(account_id, (0, 0))
         figures[account_id] = (held + n, failed) if status == UpdateStatus.HELD else (held, failed + n)
     return figures
+
+
+def refusal_figures(account_ids):
+    """{store pk: n} cancellation requests the ERP refused that still wait for a decision: one grouped query."""
+    from django.db.models import Count
+
+    rows = (refusals_awaiting_decision().filter(account_id__in=account_ids).order_by()
+            .values_list("account_id").annotate(n=Count("pk")))
+    return dict(rows)
 
 
 def retry_updates(queryset):

@@ -147,6 +147,14 @@ def _store(account, order, kind, invoice_number, body, source, who, user):
 MAX_REFUSAL_NOTE = 4000
 
 
+def refusals_awaiting_decision():
+    """Orders whose cancellation request the ERP refused and that are neither canceled nor invoiced
+    (as far as the hub knows): VTEX still waits for someone to decline the request in its admin,
+    or for the ERP's invoice. Store health counts them and an alert stays open while there are any."""
+    return (Order.objects.exclude(cancellation_refusal="").filter(canceled=False)
+            .exclude(vtex_status__in=INVOICED_STATUSES | CANCELED_VTEX_STATUSES))
+
+
 def record_cancellation_refusal(account, order_id, raw_body, *, who=""):
     """The ERP says no to a marketplace's cancellation request. VTEX's Orders API has no call for
     that (only cancel; a seller declines in VTEX's admin, or goes on by invoicing), so nothing is

@@ -45,7 +45,7 @@ def test_every_admin_url_of_the_app_sends_an_anonymous_user_to_login(client, acc
             assert response["Location"].startswith("/admin/login/?next="), path
 
 
-def test_the_operators_group_views_everything_and_changes_only_syncs_and_orders(operators_group):
+def test_the_operators_group_views_everything_and_changes_only_syncs_orders_updates_and_tokens(operators_group):
     codenames = set(operators_group.permissions.values_list("content_type__app_label", "codename"))
     integration_models = ["account", "feedconfiguration", "routingrule", "routepause", "adapterbinding", "feedevent",
                           "order", "ordersync", "failedsync", "heldsync", "syncattempt"]
@@ -54,7 +54,8 @@ def test_the_operators_group_views_everything_and_changes_only_syncs_and_orders(
     for model in ("task", "success", "failure", "schedule", "ormq"):
         assert ("django_q", f"view_{model}") in codenames
     changes = {c for c in codenames if not c[1].startswith("view_")}
-    assert changes == {("integration", f"change_{m}") for m in ("ordersync", "failedsync", "heldsync", "order")}
+    assert changes == {("integration", f"change_{m}") for m in ("ordersync", "failedsync", "heldsync", "order",
+                                                                 "vtexupdate", "failedupdate", "erptoken")}
 
 
 def test_an_operator_sees_the_lists_and_order_pages_and_runs_the_actions(operator_client, account, binding, enqueued):

@@ -102,3 +102,62 @@ def test_store_health_counts_and_alerts_on_failed_updates(admin_client, account,
     VtexUpdate.objects.update(status=UpdateStatus.RESOLVED)
     evaluate_failed_updates()
     assert Alert.objects.get(pk=alert.pk).resolved_at is not None
+
+
+def test_store_health_counts_refused_cancellations_and_alerts_until_decided(admin_client, account, handled_order):
+    from integration.alerts import evaluate_cancellation_refusals
+    from integration.pipeline.update_intake import record_cancellation_refusal
+
+    record_cancellation_refusal(account, "1001-01", {"reason": "already picked"}, who="binding ERP (#1)")
+    stores = admin_client.get(reverse("admin:integration_account_changelist")).content.decode()
+    assert 'class="cancellations-refused" style="color:#b00020">1<' in stores
+    store_page = admin_client.get(reverse("admin:integration_account_change", args=[account.pk])).content.decode()
+    assert "1 cancellation request refused by the ERP" in store_page
+    dashboard = admin_client.get(reverse("admin:integration_dashboard")).content.decode()
+    assert "1 cancellation refusal</a> waiting for a decision" in dashboard
+    # The linked order list shows exactly the orders that wait for a decision.
+    listed = admin_client.get(reverse("admin:integration_order_changelist") + f"?account__id__exact={account.pk}&refusal=open")
+    assert [o.order_id for o in listed.context["cl"].result_list] == ["1001-01"]
+    metrics = admin_client.get("/metrics").content.decode()
+    assert 'vtexhub_cancellation_refusals{store="teststore"} 1' in metrics
+
+    evaluate_cancellation_refusals()
+    alert = Alert.objects.get(kind=AlertKind.CANCELLATION_REFUSED, resolved_at__isnull=True)
+    assert alert.subject == "teststore" and "refused 1 cancellation request" in alert.message
+    evaluate_cancellation_refusals()  # one episode, announced once
+    assert Alert.objects.filter(kind=AlertKind.CANCELLATION_REFUSED).count() == 1
+    # The ERP goes on by invoicing (VTEX's way on): nothing waits any more, the alert recovers.
+    handled_order.__class__.objects.filter(pk=handled_order.pk).update(vtex_status="invoiced")
+    evaluate_cancellation_refusals()
+    assert Alert.objects.get(pk=alert.pk).resolved_at is not None
+    stores = admin_client.get(reverse("admin:integration_account_changelist")).content.decode()
+    assert 'class="cancellations-refused" style="color:inherit">0<' in stores
+    assert admin_client.get(reverse("admin:integration_order_changelist") + "?refusal=any").context["cl"].result_count == 1
+
+
+def test_an_update_held_too_long_opens_an_alert_and_the_health_pages_count_it(admin_client, account, handled_order, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from integration.alerts import evaluate_held_updates
+
+    settings.ALERT_PENDING_AGE_SECONDS = 600
+    held = make_update(account, UpdateStatus.HELD)
+    make_update(account, UpdateStatus.FAILED, "NF-2")
+    evaluate_held_updates()
+    assert not Alert.objects.filter(kind=AlertKind.UPDATES_HELD).exists()  # held a moment: the normal wait
+    VtexUpdate.objects.filter(pk=held.pk).update(created_at=timezone.now() - timedelta(minutes=61))
+    evaluate_held_updates()
+    alert = Alert.objects.get(kind=AlertKind.UPDATES_HELD, resolved_at__isnull=True)
+    assert "held for 61 minutes" in alert.message
+    store_page = admin_client.get(reverse("admin:integration_account_change", args=[account.pk])).content.decode()
+    assert "1 held</a>" in store_page and "1 failed</a>" in store_page
+    dashboard = admin_client.get(reverse("admin:integration_dashboard")).content.decode()
+    assert "1 held</a>" in dashboard and "1 failed</a>" in dashboard
+    metrics = admin_client.get("/metrics").content.decode()
+    assert 'vtexhub_updates{status="held",store="teststore"} 1' in metrics
+    assert 'vtexhub_updates{status="failed",store="teststore"} 1' in metrics
+    VtexUpdate.objects.filter(pk=held.pk).update(status=UpdateStatus.SENT)
+    evaluate_held_updates()
+    assert Alert.objects.get(pk=alert.pk).resolved_at is not None

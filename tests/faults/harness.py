@@ -405,6 +405,24 @@ class Hub:
         _, account_pk, binding_pk = line.split()
         self.account_pk, self.binding_pk = int(account_pk), int(binding_pk)
 
+    def issue_erp_token(self):
+        """An ERP API token for the store's binding (the way back), as `manage.py issue_erp_token` makes it."""
+        out = self.shell(
+            "from integration.models import AdapterBinding, ErpToken\n"
+            f"print('TOKEN', ErpToken.issue(AdapterBinding.objects.get(pk={self.binding_pk}), name='faults')[1])\n")
+        return next(line for line in out.splitlines() if line.startswith("TOKEN ")).split()[1]
+
+    def web(self, name="web"):
+        """The hub's web process, as `runhub` starts it, for the ERP API; returns (Proc, base URL)."""
+        port = free_port()
+        # Plain HTTP on loopback, as behind a TLS-terminating proxy: no redirect to https.
+        env = {**self.env, "SECURE_SSL_REDIRECT": "0"}
+        proc = Proc(name, [PYTHON, MANAGE, "runserver", f"127.0.0.1:{port}", "--noreload"], env, self.workdir).start()
+        web = Http(f"http://127.0.0.1:{port}")
+        wait_until(lambda: web.session.get(web.url + "/health/", timeout=2).status_code in (200, 503), 60, interval=0.3,
+                   what="the hub's web process")
+        return proc, web.url
+
     def kick_feed_cycle(self):
         """What `runhub` does at start: a first feed cycle now instead of at the next schedule slot."""
         self.shell("from django_q.tasks import async_task; async_task('integration.tasks.run_feed_cycles')")

@@ -79,3 +79,6 @@ def test_faults_apply_to_the_new_routes(sb, vtex):
     assert vtex.post(f"/api/oms/pvt/orders/{order_id}/invoice", json=body_for(order)).status_code == 200
     assert vtex.request("PATCH", f"/api/oms/pvt/orders/{order_id}/invoice/NF-1", json=TRACKING).status_code == 503
     assert vtex.request("PATCH", f"/api/oms/pvt/orders/{order_id}/invoice/NF-1", json=TRACKING).status_code == 200
+    # The stats count the invoice calls that took effect per order; the 429 is a call, not an invoice.
+    assert sb.stats()["invoices_ok"] == {order_id: 1}
+    assert sb.stats()["calls"]["invoice"] == 2
