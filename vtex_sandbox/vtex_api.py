@@ -6,7 +6,9 @@ import copy
 import math
 from urllib.parse import urlsplit
 
-from .feed import ConfigError, FeedQueue, parse_feed_config, parse_filter
+import json
+
+from .feed import ConfigError, FeedQueue, evaluate, expression_error, parse_feed_config, parse_filter
 from .hooks import post_json
 from .util import parse_iso
 
@@ -198,6 +200,35 @@ class VtexApiMixin:
             "invoiceOutput": None, "invoiceInput": None, "isAllDelivered": False, "isAnyDelivered": False,
             "orderFormId": order["orderFormId"],
         }
+
+    # --- JSONata test -----------------------------------------------------------------
+    def test_expression(self, app_key, body):
+        """POST /api/orders/expressions/jsonata: ``{"Expression": str, "Document": str}`` -> ``true``/``false``.
+
+        True when the expression evaluates to ``true`` on the document, as a FromOrders filter fires.
+        VTEX does not document its answer to a bad expression or document: the sandbox answers 400.
+        """
+        body = _body_object(body)
+        fields = {str(k).lower(): v for k, v in body.items()}  # .NET binds keys case-insensitively
+        expression, document = fields.get("expression"), fields.get("document")
+        if not isinstance(expression, str) or not expression.strip():
+            raise vtex_error(400, "1", "The Expression field is required (a JSONata expression).")
+        if not isinstance(document, str):
+            raise vtex_error(400, "1", "The Document field is required (a JSON document, as a string).")
+        try:
+            parsed = json.loads(document)
+        except (ValueError, RecursionError):
+            raise vtex_error(400, "1", "The Document field is not a valid JSON document.") from None
+        try:
+            problem = expression_error(expression)
+        except ConfigError as exc:
+            raise _config_error(exc) from None
+        if problem:
+            raise vtex_error(400, "1", f"Invalid JSONata expression: {problem}")
+        try:
+            return evaluate(expression, parsed, fresh=True) is True
+        except Exception as exc:
+            raise vtex_error(400, "1", f"The expression could not be evaluated: {exc}") from None
 
     # --- hook config ----------------------------------------------------------------
     def _hook_view(self, app_key, hook):
