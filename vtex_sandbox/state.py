@@ -364,18 +364,25 @@ class Sandbox(VtexApiMixin, InvoicesMixin):
             return feed.depth()
 
     # --- background order generator -------------------------------------------------
-    def start_generator(self, app_key, orders_per_minute=6):
+    def start_generator(self, app_key, orders_per_minute=6, kinds=("plain",)):
+        """Create an order every 60/orders_per_minute seconds, taking ``kinds`` in turn."""
         self.account(app_key)
+        kinds = tuple(kinds) or ("plain",)
+        for kind in kinds:
+            if kind not in order_kinds.ORDER_KINDS:
+                raise ValueError(f"kind must be one of {order_kinds.ORDER_KINDS}")
         self.stop_generator(app_key)
         interval = 60.0 / float(orders_per_minute)
         stop = threading.Event()
 
         def run():
+            turn = 0
             while not stop.wait(interval):
                 try:
-                    self.create_orders(app_key, 1)
+                    self.create_orders(app_key, 1, kind=kinds[turn % len(kinds)])
                 except KeyError:
                     return
+                turn += 1
 
         thread = threading.Thread(target=run, name=f"sandbox-generator-{app_key}", daemon=True)
         with self._lock:
