@@ -3,10 +3,10 @@
 Mixed into ``Sandbox``; relies on its lock, clock, feeds, hooks and counters.
 """
 import copy
-import math
-from urllib.parse import urlsplit
-
 import json
+import math
+import statistics
+from urllib.parse import urlsplit
 
 from .feed import ConfigError, FeedQueue, evaluate, expression_error, parse_feed_config, parse_filter
 from .hooks import post_json
@@ -36,6 +36,30 @@ def _body_object(body):
 
 
 MAX_PAGES = 30
+
+
+def _figures(values, facets=None):
+    """VTEX's list statistics of some integers (its schema: Count, Max, Mean, Min, Missing, StdDev,
+    Sum, SumOfSquares, Facets), all integers but the mean and the deviation."""
+    mean = statistics.fmean(values) if values else 0
+    deviation = statistics.pstdev(values) if values else 0
+    return {"Count": len(values), "Max": max(values, default=0), "Mean": _number(mean), "Min": min(values, default=0),
+            "Missing": 0, "StdDev": _number(deviation), "Sum": sum(values),
+            "SumOfSquares": sum(v * v for v in values), "Facets": facets}
+
+
+def _number(value):
+    # VTEX prints a whole double without its fraction ("Mean": 1 in its example), and its schema
+    # types some of these as integers: do the same.
+    return int(value) if float(value).is_integer() else value
+
+
+def _stats(orders, value_of):
+    """One figure of the list (total value or total items) with its facets by origin and currency."""
+    values = [value_of(o) for o in orders]
+    by_origin = {origin: _figures([value_of(o) for o in orders if o["origin"] == origin])
+                 for origin in ("Fulfillment", "Marketplace")}
+    return _figures(values, {"origin": by_origin, "currencyCode": {"BRL": _figures(values)}})
 
 
 class VtexApiMixin:
@@ -178,9 +202,8 @@ class VtexApiMixin:
             "list": [self._list_row(o) for o in window],
             "facets": [],
             "paging": {"total": total, "pages": math.ceil(total / per_page), "currentPage": page, "perPage": per_page},
-            "stats": {"stats": {"totalValue": {"Count": total, "Sum": float(sum(o["value"] for o in picked))},
-                                "totalItems": {"Count": total, "Sum": float(sum(
-                                    i["quantity"] for o in picked for i in o["items"]))}}},
+            "stats": {"stats": {"totalValue": _stats(picked, lambda o: o["value"]),
+                                "totalItems": _stats(picked, lambda o: sum(i["quantity"] for i in o["items"]))}},
         }
 
     @staticmethod
@@ -191,9 +214,10 @@ class VtexApiMixin:
             "clientName": f"{client['firstName']} {client['lastName']}", "items": None,
             "totalValue": order["value"], "paymentNames": order["paymentData"]["transactions"][0]["payments"][0][
                 "paymentSystemName"], "status": order["status"], "statusDescription": order["statusDescription"],
-            "marketPlaceOrderId": None, "sequence": order["sequence"], "salesChannel": order["salesChannel"],
+            "marketPlaceOrderId": order["marketplaceOrderId"] or None, "sequence": order["sequence"], "salesChannel": order["salesChannel"],
             "affiliateId": order["affiliateId"], "origin": order["origin"], "workflowInErrorState": False,
             "workflowInRetry": False, "lastMessageUnread": None, "ShippingEstimatedDate": None,
+            "ShippingEstimatedDateMax": None, "ShippingEstimatedDateMin": None,
             "orderIsComplete": True, "listId": None, "listType": None, "authorizedDate": order["authorizedDate"],
             "callCenterOperatorName": None, "totalItems": sum(i["quantity"] for i in order["items"]),
             "currencyCode": "BRL", "hostname": order["hostname"], "lastChange": order["lastChange"],

@@ -75,3 +75,25 @@ def test_the_quirks_are_only_let_through_as_floats_where_listed():
     assert any(p.startswith("items/0/unitMultiplier") for p in problems)
     assert any(p.startswith("marketplaceServicesEndpoint") for p in problems)
     assert any(p.startswith("shippingData/logisticsInfo/0/shippingEstimateDate") for p in problems)
+
+
+def _response_schema(path, method):
+    content = SPEC["paths"][path][method]["responses"]["200"]["content"]
+    schema = next(iter(content.values()))["schema"]  # "application/json" or with "; charset=utf-8"
+    return OAS30Validator({**schema, "components": SPEC["components"]})
+
+
+def test_the_sandbox_order_list_and_feed_items_validate_too():
+    sandbox = Sandbox(seed=5)
+    try:
+        sandbox.add_account("schemastore", "k", "t")
+        for kind in ORDER_KINDS:
+            sandbox.create_orders("k", 2, kind=kind)
+        listed = sandbox.list_orders("k", {})
+        items = sandbox.feed_retrieve("k", 10)
+    finally:
+        sandbox.close()
+    assert listed["list"] and items
+    for name, validator, body in (("list orders", _response_schema("/api/oms/pvt/orders", "get"), listed),
+                                  ("feed items", _response_schema("/api/orders/feed", "get"), items)):
+        assert [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(body)] == [], name
