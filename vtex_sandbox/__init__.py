@@ -1,6 +1,6 @@
 """A local stand-in for VTEX's Orders API (orders, feed v3, hook) that misbehaves on demand, and a loopback ERP.
 
-Plain Python (standard-library HTTP, no Django, no third-party packages): a development and test tool
+Plain Python (standard-library HTTP, no Django; ``jsonata-python`` for FromOrders filters): a development and test tool
 for anyone who integrates with VTEX. Start it with ``python -m vtex_sandbox`` (README.md in this
 directory: options and the ``/_sandbox/...`` control API) or use it from Python:
 

@@ -9,6 +9,7 @@ import sys
 import threading
 
 from .erp import LoopbackERP
+from .order_kinds import ORDER_KINDS
 from .persistence import StateFileError
 from .server import SandboxServer
 from .state import Sandbox
@@ -21,6 +22,15 @@ def _wait_for_signal():
         signal.signal(signum, lambda *_: stop.set())
     while not stop.wait(0.5):
         pass
+
+
+def _kinds(text):
+    kinds = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [kind for kind in kinds if kind not in ORDER_KINDS]
+    if unknown or not kinds:
+        raise argparse.ArgumentTypeError(f"unknown order kind {', '.join(unknown) or '(none)'}: "
+                                         f"choose from {', '.join(ORDER_KINDS)}")
+    return kinds
 
 
 def sandbox_parser():
@@ -36,6 +46,9 @@ def sandbox_parser():
                         help="new orders a minute for the first store (default 6; 0 disables the generator)")
     parser.add_argument("--initial-orders", type=int, default=5,
                         help="orders created at start when the first store has none yet (default 5)")
+    parser.add_argument("--kinds", default="plain", type=_kinds, metavar="KIND[,KIND...]",
+                        help="kinds of the orders made at start and by the generator, taken in turn (default plain; "
+                             f"of {', '.join(ORDER_KINDS)})")
     parser.add_argument("--latency-ms", type=int, default=0, help="every VTEX call sleeps this long (default 0)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the order generator (reproducible orders)")
     parser.add_argument("--state-file", default=None, metavar="PATH",
@@ -58,14 +71,15 @@ def sandbox_main(argv=None):
             return 2
         sandbox.faults.update(latency_ms=opts.latency_ms)
         if opts.initial_orders and not sandbox.orders(opts.app_key):
-            sandbox.create_orders(opts.app_key, opts.initial_orders)
+            for turn in range(opts.initial_orders):
+                sandbox.create_orders(opts.app_key, 1, kind=opts.kinds[turn % len(opts.kinds)])
         try:
             server = SandboxServer(sandbox, host=opts.host, port=opts.port).start()
         except OSError as exc:
             print(f"vtex_sandbox: error: cannot listen on {opts.host}:{opts.port}: {exc}", file=sys.stderr)
             return 1
         if opts.orders_per_minute > 0:
-            sandbox.start_generator(opts.app_key, orders_per_minute=opts.orders_per_minute)
+            sandbox.start_generator(opts.app_key, orders_per_minute=opts.orders_per_minute, kinds=opts.kinds)
         print(f"VTEX sandbox listening on {server.url}")
         print(f"  account {opts.account}  app key {opts.app_key}  app token {opts.app_token}")
         if opts.state_file:

@@ -10,6 +10,7 @@ Money is in integer cents. Invariants every generated order satisfies:
 """
 import random
 
+from .order_kinds import estimate_date
 from .util import hex_id, iso_offset
 
 STATUS_DESCRIPTIONS = {
@@ -99,7 +100,9 @@ class OrderFactory:
             logistics.append({
                 "itemIndex": index, "selectedSla": sla, "lockTTL": "10d", "price": ship, "listPrice": ship,
                 "sellingPrice": ship, "deliveryWindow": None, "deliveryCompany": courier,
-                "shippingEstimate": "3bd" if sla == "Normal" else estimate, "shippingEstimateDate": None,
+                "shippingEstimate": "3bd" if sla == "Normal" else estimate,
+                # A string in VTEX's schema (not nullable): the day the estimate runs out.
+                "shippingEstimateDate": estimate_date(now, "3bd" if sla == "Normal" else estimate),
                 "deliveryChannel": "delivery", "slas": [{"id": sla, "name": sla, "price": ship,
                                                          "shippingEstimate": estimate, "deliveryChannel": "delivery"}],
                 "shipsTo": ["BRA"],
@@ -133,7 +136,8 @@ class OrderFactory:
         stamp = iso_offset(now)
         return {
             "orderId": order_id, "sequence": str(sequence), "marketplaceOrderId": "",
-            "marketplaceServicesEndpoint": None, "sellerOrderId": f"00-{order_id}", "origin": "Marketplace",
+            # Strings in VTEX's schema (not nullable), as in its example.
+            "marketplaceServicesEndpoint": f"http://oms.vtexinternal.com.br/api/oms?an={account_name}", "sellerOrderId": f"00-{order_id}", "origin": "Marketplace",
             "affiliateId": "", "salesChannel": "1", "merchantName": None, "status": status,
             "workflowIsInError": False, "statusDescription": STATUS_DESCRIPTIONS.get(status, status),
             "value": value, "creationDate": stamp, "lastChange": stamp, "orderGroup": order_id.split("-")[0],
@@ -162,8 +166,8 @@ class OrderFactory:
             "ratesAndBenefitsData": {"id": "ratesAndBenefitsData", "rateAndBenefitsIdentifiers":
                                      ([{"id": hex_id(rng, 8), "name": f"Cupom {coupon}", "featured": False,
                                         "description": coupon}] if coupon else [])},
-            "marketingData": ({"id": "marketingData", "coupon": coupon, "utmSource": None, "utmMedium": None,
-                               "utmCampaign": None} if coupon else None),
+            "marketingData": ({"id": "marketingData", "coupon": coupon, "utmSource": "", "utmMedium": "",
+                               "utmCampaign": ""} if coupon else None),
             "paymentData": {"giftCards": [], "transactions": [{
                 "isActive": True, "transactionId": hex_id(rng), "merchantName": account_name.upper(),
                 "payments": [{

@@ -10,6 +10,8 @@ VTEX routes (headers ``X-VTEX-API-AppKey`` + ``X-VTEX-API-AppToken`` pick the ac
     POST            /api/oms/pvt/orders/{id}/invoice                       invoice
     PATCH           /api/oms/pvt/orders/{id}/invoice/{number}              invoice_tracking
     PUT             /api/oms/pvt/orders/{id}/invoice/{number}/tracking     invoice_delivery
+    POST            /api/orders/expressions/jsonata      test_expression ({"Expression", "Document"} -> true/false)
+    TRACE (any path): 405 with a JSON error, as for any other method a route does not take
 
 Each VTEX call: counted in stats -> global latency_ms -> slow -> drop -> rate_limit -> server_error
 -> auth (401) -> the operation.
@@ -18,7 +20,9 @@ Control API (no auth, never faulted, not counted):
     GET  /_sandbox/health | /_sandbox/stats          POST /_sandbox/reset-stats
     GET|POST|DELETE /_sandbox/faults                 (POST merges JSON into the switches, DELETE resets)
     GET  /_sandbox/orders?app_key=K  -> [order, ...]
-    POST /_sandbox/orders {"app_key", "count", "status"?}  -> {"order_ids": [...]}
+    POST /_sandbox/orders {"app_key", "count", "status"?, "kind"?, "seller_id"?, "seller_name"?,
+                           "split_sellers"?, "gift_card_amount"?}  -> {"order_ids": [...]}
+         kind: plain | marketplace | seller | split | pickup | gift_card (vtex_sandbox.order_kinds)
     POST /_sandbox/orders/{id}/customer-cancel       POST /_sandbox/orders/{id}/status {"status"}
     POST /_sandbox/accounts {"account_name", "app_key", "app_token", "feed_config"?}
     GET  /_sandbox/events?order_id=                  POST /_sandbox/advance-time {"seconds"}
@@ -46,9 +50,10 @@ ROUTES = [
     (re.compile(_ORDER + r"/invoice/(?P<invoice_number>[^/]+)/tracking/?"), {"PUT": "invoice_delivery"}),
     (re.compile(_ORDER + r"/invoice/(?P<invoice_number>[^/]+)/?"), {"PATCH": "invoice_tracking"}),
     (re.compile(_ORDER + r"/?"), {"GET": "get_order"}),
+    (re.compile(r"/api/orders/expressions/jsonata/?"), {"POST": "test_expression"}),
 ]
 UNAUTHORIZED = {"error": {"code": "1", "message": "Unauthorized access", "exception": None}}
-_BODY_ROUTES = {"feed_commit", "feed_config_save", "hook_config_save", "cancel"}
+_BODY_ROUTES = {"feed_commit", "feed_config_save", "hook_config_save", "cancel", "test_expression"}
 _INVOICE_ROUTES = {"invoice", "invoice_tracking", "invoice_delivery"}
 
 
@@ -62,6 +67,13 @@ class SandboxHandler(JsonHandler):
     @property
     def sandbox(self):
         return self.owner.sandbox
+
+    def do_TRACE(self):
+        # The standard library answers an unknown method with an HTML 501; VTEX's API takes no TRACE
+        # anywhere: answer as for any method a route does not take (405, JSON, nothing echoed back).
+        self._body = None
+        path = unquote(urlsplit(self.path).path)
+        self.send_json(405, _error(405, f"Method TRACE not allowed on {path}"), {"Allow": "GET, POST, PUT, PATCH, DELETE"})
 
     def handle_request(self, method):
         parts = urlsplit(self.path)
@@ -139,6 +151,8 @@ class SandboxHandler(JsonHandler):
                 return self.send_empty(204)
             if route == "cancel":
                 return self.send_json(200, sb.cancel(key, order_id, body))
+            if route == "test_expression":
+                return self.send_json(200, sb.test_expression(key, body))
             if route in _INVOICE_ROUTES:
                 return self.send_json(200, self.way_back(route, key, order_id, body))
         except ApiError as exc:
@@ -181,8 +195,11 @@ class SandboxHandler(JsonHandler):
             if sub == "orders" and method == "GET":
                 return self.send_json(200, sb.orders((query.get("app_key") or [""])[-1]))
             if sub == "orders" and method == "POST":
+                options = {name: body[name] for name in ("seller_id", "seller_name", "split_sellers",
+                                                          "gift_card_amount") if name in body}
                 ids = sb.create_orders(body["app_key"], int(body.get("count", 1)),
-                                       status=body.get("status", "ready-for-handling"))
+                                       status=body.get("status", "ready-for-handling"),
+                                       kind=body.get("kind", "plain"), **options)
                 return self.send_json(200, {"order_ids": ids})
             match = re.fullmatch(r"orders/([^/]+)/(customer-cancel|status)", sub)
             if match and method == "POST":

@@ -19,6 +19,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from . import order_kinds
 from .faults import FaultSwitches
 from .feed import DEFAULT_FEED_CONFIG, FeedQueue, filter_passes, parse_feed_config
 from .invoices import InvoicesMixin
@@ -164,10 +165,19 @@ class Sandbox(VtexApiMixin, InvoicesMixin):
             return account if account and app_token and account.app_token == app_token else None
 
     # --- orders ---------------------------------------------------------------------
-    def create_orders(self, app_key, count=1, status="ready-for-handling"):
-        """Create ``count`` orders, each walking the creation path up to ``status``; return their ids."""
+    def create_orders(self, app_key, count=1, status="ready-for-handling", kind="plain", *,
+                      seller_id=order_kinds.DEFAULT_SELLER_ID, seller_name=order_kinds.DEFAULT_SELLER_NAME,
+                      split_sellers=None, gift_card_amount=None):
+        """Create ``count`` orders, each walking the creation path up to ``status``; return their ids.
+
+        ``kind`` is one of ``order_kinds.ORDER_KINDS`` (see that module): ``seller`` orders are sold by
+        ``seller_id``; a ``split`` purchase makes two orders per count (``-01``, ``-02``), sold by
+        ``split_sellers`` (default: the account, then ``seller_id``); ``gift_card_amount`` is in cents.
+        """
         if status not in CREATION_PATH:
             raise ValueError(f"status must be one of {CREATION_PATH}")
+        if kind not in order_kinds.ORDER_KINDS:
+            raise ValueError(f"kind must be one of {order_kinds.ORDER_KINDS}")
         path = CREATION_PATH[: CREATION_PATH.index(status) + 1]
         with self._lock:
             store_name = self.account(app_key).name
@@ -175,20 +185,59 @@ class Sandbox(VtexApiMixin, InvoicesMixin):
             ids = []
             for _ in range(int(count)):
                 order_id = self.factory.new_order_id()
-                while order_id in self._orders:
+                while self._taken(order_id, kind):
                     order_id = self.factory.new_order_id()
-                store["sequence"] += 1
-                now = max(self.now(), store.get("last_created", 0.0) + 0.0001)  # strictly increasing
-                store["last_created"] = now
-                data = self.factory.build(order_id, store["sequence"], store_name, now, status=path[0])
-                record = {"data": data, "store": store_name, "changed_at": now}
-                self._orders[order_id] = record
-                store["orders"].append(order_id)
-                self._emit_locked(record, path[0], "", now, now)
-                for nxt in path[1:]:
-                    self._transition_locked(record, nxt)
-                ids.append(order_id)
+                number = order_id.rsplit("-", 1)[0]
+                if kind == "split":
+                    sellers = list(split_sellers or (order_kinds.OWN_SELLER, seller_id))
+                    records = []
+                    for part, part_seller in enumerate(sellers, start=1):
+                        record = self._build_locked(store_name, store, f"{number}-{part:02d}", path[0])
+                        order_kinds.make_split_part(record["data"], number, part)
+                        if part_seller != order_kinds.OWN_SELLER:
+                            order_kinds.make_seller(record["data"], part_seller, seller_name)
+                        records.append(record)
+                else:
+                    oid = order_kinds.seller_order_id(number) if kind == "seller" else order_id
+                    record = self._build_locked(store_name, store, oid, path[0])
+                    data = record["data"]
+                    if kind == "seller":
+                        order_kinds.make_seller(data, seller_id, seller_name)
+                        data["orderGroup"] = oid.rsplit("-", 1)[0]
+                    elif kind == "marketplace":
+                        order_kinds.make_marketplace(data, self._rng)
+                    elif kind == "pickup":
+                        order_kinds.make_pickup(data, self._rng)
+                    elif kind == "gift_card":
+                        order_kinds.make_gift_card(data, self._rng, gift_card_amount)
+                    records = [record]
+                for record in records:
+                    self._add_locked(store, record, path)
+                    ids.append(record["data"]["orderId"])
             return ids
+
+    def _taken(self, order_id, kind):
+        number = order_id.rsplit("-", 1)[0]
+        candidates = {"seller": [order_kinds.seller_order_id(number)],
+                      "split": [f"{number}-{part:02d}" for part in range(1, 10)]}.get(kind, [order_id])
+        return any(c in self._orders for c in candidates)
+
+    def _build_locked(self, store_name, store, order_id, first_status):
+        store["sequence"] += 1
+        now = max(self.now(), store.get("last_created", 0.0) + 0.0001)  # strictly increasing
+        store["last_created"] = now
+        data = self.factory.build(order_id, store["sequence"], store_name, now, status=first_status)
+        return {"data": data, "store": store_name, "changed_at": now}
+
+    def _add_locked(self, store, record, path):
+        """Register a built order and walk it along ``path`` (its first status is the creation event)."""
+        data = record["data"]
+        record["domain"] = order_kinds.event_domain(data)
+        self._orders[data["orderId"]] = record
+        store["orders"].append(data["orderId"])
+        self._emit_locked(record, path[0], "", record["changed_at"], record["changed_at"])
+        for nxt in path[1:]:
+            self._transition_locked(record, nxt)
 
     def _record(self, app_key, order_id):
         """The order record visible to this app key (accepts ``seq<sequence>``), else ApiError 404."""
@@ -274,7 +323,8 @@ class Sandbox(VtexApiMixin, InvoicesMixin):
     def _emit_locked(self, record, state, last_state, last_ts, ts):
         data = record["data"]
         self._touch()
-        base = {"domain": "Fulfillment", "state": state, "lastState": last_state or "",
+        domain = record.get("domain", order_kinds.FULFILLMENT)
+        base = {"domain": domain, "state": state, "lastState": last_state or "",
                 "orderId": data["orderId"], "lastChange": iso_z(last_ts), "currentChange": iso_z(ts)}
         self._events.append(dict(base, account=record["store"]))
         now = self.now()
@@ -282,7 +332,7 @@ class Sandbox(VtexApiMixin, InvoicesMixin):
             if account.name != record["store"]:
                 continue
             feed = self._feeds.get(app_key)
-            if feed is not None and filter_passes(feed.config["filter"], state):
+            if feed is not None and filter_passes(feed.config["filter"], state, data, feed.fired):
                 event = {"eventId": hex_id(self._id_rng), **base}
                 feed.enqueue(event, now)
                 self._enqueued += 1
@@ -293,8 +343,8 @@ class Sandbox(VtexApiMixin, InvoicesMixin):
                     feed.enqueue(dict(event, eventId=hex_id(self._id_rng)), now)
                     self._enqueued += 1
             hook = self._hooks.get(app_key)
-            if hook is not None and filter_passes(hook["filter"], state):
-                body = {"Domain": "Fulfillment", "OrderId": data["orderId"], "State": state,
+            if hook is not None and filter_passes(hook["filter"], state, data, hook.setdefault("fired", [])):
+                body = {"Domain": domain, "OrderId": data["orderId"], "State": state,
                         "LastState": last_state or "", "LastChange": base["lastChange"],
                         "CurrentChange": base["currentChange"],
                         "Origin": {"Account": account.name, "Key": app_key}}
@@ -314,18 +364,25 @@ class Sandbox(VtexApiMixin, InvoicesMixin):
             return feed.depth()
 
     # --- background order generator -------------------------------------------------
-    def start_generator(self, app_key, orders_per_minute=6):
+    def start_generator(self, app_key, orders_per_minute=6, kinds=("plain",)):
+        """Create an order every 60/orders_per_minute seconds, taking ``kinds`` in turn."""
         self.account(app_key)
+        kinds = tuple(kinds) or ("plain",)
+        for kind in kinds:
+            if kind not in order_kinds.ORDER_KINDS:
+                raise ValueError(f"kind must be one of {order_kinds.ORDER_KINDS}")
         self.stop_generator(app_key)
         interval = 60.0 / float(orders_per_minute)
         stop = threading.Event()
 
         def run():
+            turn = 0
             while not stop.wait(interval):
                 try:
-                    self.create_orders(app_key, 1)
+                    self.create_orders(app_key, 1, kind=kinds[turn % len(kinds)])
                 except KeyError:
                     return
+                turn += 1
 
         thread = threading.Thread(target=run, name=f"sandbox-generator-{app_key}", daemon=True)
         with self._lock:

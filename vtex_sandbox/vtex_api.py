@@ -3,10 +3,12 @@
 Mixed into ``Sandbox``; relies on its lock, clock, feeds, hooks and counters.
 """
 import copy
+import json
 import math
+import statistics
 from urllib.parse import urlsplit
 
-from .feed import ConfigError, FeedQueue, parse_feed_config, parse_filter
+from .feed import ConfigError, FeedQueue, evaluate, expression_error, parse_feed_config, parse_filter
 from .hooks import post_json
 from .util import parse_iso
 
@@ -34,6 +36,30 @@ def _body_object(body):
 
 
 MAX_PAGES = 30
+
+
+def _figures(values, facets=None):
+    """VTEX's list statistics of some integers (its schema: Count, Max, Mean, Min, Missing, StdDev,
+    Sum, SumOfSquares, Facets), all integers but the mean and the deviation."""
+    mean = statistics.fmean(values) if values else 0
+    deviation = statistics.pstdev(values) if values else 0
+    return {"Count": len(values), "Max": max(values, default=0), "Mean": _number(mean), "Min": min(values, default=0),
+            "Missing": 0, "StdDev": _number(deviation), "Sum": sum(values),
+            "SumOfSquares": sum(v * v for v in values), "Facets": facets}
+
+
+def _number(value):
+    # VTEX prints a whole double without its fraction ("Mean": 1 in its example), and its schema
+    # types some of these as integers: do the same.
+    return int(value) if float(value).is_integer() else value
+
+
+def _stats(orders, value_of):
+    """One figure of the list (total value or total items) with its facets by origin and currency."""
+    values = [value_of(o) for o in orders]
+    by_origin = {origin: _figures([value_of(o) for o in orders if o["origin"] == origin])
+                 for origin in ("Fulfillment", "Marketplace")}
+    return _figures(values, {"origin": by_origin, "currencyCode": {"BRL": _figures(values)}})
 
 
 class VtexApiMixin:
@@ -176,9 +202,8 @@ class VtexApiMixin:
             "list": [self._list_row(o) for o in window],
             "facets": [],
             "paging": {"total": total, "pages": math.ceil(total / per_page), "currentPage": page, "perPage": per_page},
-            "stats": {"stats": {"totalValue": {"Count": total, "Sum": float(sum(o["value"] for o in picked))},
-                                "totalItems": {"Count": total, "Sum": float(sum(
-                                    i["quantity"] for o in picked for i in o["items"]))}}},
+            "stats": {"stats": {"totalValue": _stats(picked, lambda o: o["value"]),
+                                "totalItems": _stats(picked, lambda o: sum(i["quantity"] for i in o["items"]))}},
         }
 
     @staticmethod
@@ -189,15 +214,45 @@ class VtexApiMixin:
             "clientName": f"{client['firstName']} {client['lastName']}", "items": None,
             "totalValue": order["value"], "paymentNames": order["paymentData"]["transactions"][0]["payments"][0][
                 "paymentSystemName"], "status": order["status"], "statusDescription": order["statusDescription"],
-            "marketPlaceOrderId": None, "sequence": order["sequence"], "salesChannel": order["salesChannel"],
+            "marketPlaceOrderId": order["marketplaceOrderId"] or None, "sequence": order["sequence"], "salesChannel": order["salesChannel"],
             "affiliateId": order["affiliateId"], "origin": order["origin"], "workflowInErrorState": False,
             "workflowInRetry": False, "lastMessageUnread": None, "ShippingEstimatedDate": None,
+            "ShippingEstimatedDateMax": None, "ShippingEstimatedDateMin": None,
             "orderIsComplete": True, "listId": None, "listType": None, "authorizedDate": order["authorizedDate"],
             "callCenterOperatorName": None, "totalItems": sum(i["quantity"] for i in order["items"]),
             "currencyCode": "BRL", "hostname": order["hostname"], "lastChange": order["lastChange"],
             "invoiceOutput": None, "invoiceInput": None, "isAllDelivered": False, "isAnyDelivered": False,
             "orderFormId": order["orderFormId"],
         }
+
+    # --- JSONata test -----------------------------------------------------------------
+    def test_expression(self, app_key, body):
+        """POST /api/orders/expressions/jsonata: ``{"Expression": str, "Document": str}`` -> ``true``/``false``.
+
+        True when the expression evaluates to ``true`` on the document, as a FromOrders filter fires.
+        VTEX does not document its answer to a bad expression or document: the sandbox answers 400.
+        """
+        body = _body_object(body)
+        fields = {str(k).lower(): v for k, v in body.items()}  # .NET binds keys case-insensitively
+        expression, document = fields.get("expression"), fields.get("document")
+        if not isinstance(expression, str) or not expression.strip():
+            raise vtex_error(400, "1", "The Expression field is required (a JSONata expression).")
+        if not isinstance(document, str):
+            raise vtex_error(400, "1", "The Document field is required (a JSON document, as a string).")
+        try:
+            parsed = json.loads(document)
+        except (ValueError, RecursionError):
+            raise vtex_error(400, "1", "The Document field is not a valid JSON document.") from None
+        try:
+            problem = expression_error(expression)
+        except ConfigError as exc:
+            raise _config_error(exc) from None
+        if problem:
+            raise vtex_error(400, "1", f"Invalid JSONata expression: {problem}")
+        try:
+            return evaluate(expression, parsed, fresh=True) is True
+        except Exception as exc:
+            raise vtex_error(400, "1", f"The expression could not be evaluated: {exc}") from None
 
     # --- hook config ----------------------------------------------------------------
     def _hook_view(self, app_key, hook):

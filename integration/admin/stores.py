@@ -349,11 +349,13 @@ class AccountAdmin(admin.ModelAdmin):
         # Change, not view: an evaluation costs a process and up to its time limit.
         if not self.has_change_permission(request, account):
             raise PermissionDenied
-        result, error, evaluated = None, "", False
+        result, error, evaluated, check = None, "", False, None
         if request.method == "POST":
             form = ExpressionTestForm(request.POST)
             if form.is_valid():
-                result, error = expressions.evaluate_expression(form.cleaned_data["expression"], form.cleaned_data["document"])
+                # The hub's JSONata and, credentials allowing, VTEX's own test endpoint: both shown.
+                check = feed_configuration.check_expression(account, form.cleaned_data["expression"], form.cleaned_data["document"])
+                result, error = check.local_result, check.local_error
                 evaluated = not error
         else:
             config = FeedConfiguration.objects.filter(account=account).first()
@@ -372,6 +374,7 @@ class AccountAdmin(admin.ModelAdmin):
             "result_json": json.dumps(result, indent=2, ensure_ascii=False, default=str) if evaluated else "",
             "passes": result is True,
             "error": error,
+            "check": check,
             "store_url": reverse("admin:integration_account_change", args=[account.pk]),
             "uses_from_orders": FeedConfiguration.objects.filter(account=account, filter_type=FilterType.FROM_ORDERS).exists(),
         }

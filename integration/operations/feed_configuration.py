@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from integration import expressions
+from integration.crypto import SecretDecryptionError
 from integration.models import ANY_STATE, Account, FeedConfiguration, FilterType, Order, RoutingRule, RuleAction
 from integration.operations.results import ERROR, SUCCESS, WARNING, Result, duration
 from integration.pipeline.vtex_access import client_for
@@ -228,3 +230,49 @@ def load_feed_configuration(account):
 def latest_order_snapshot(account):
     return (Order.objects.filter(account=account, snapshot__isnull=False).order_by("-created_at", "-pk")
             .values_list("snapshot", flat=True).first())
+
+
+# --- checking a FromOrders expression: the hub's JSONata and VTEX's own ------------------------------
+@dataclass
+class ExpressionCheck:
+    """One expression tried on one document, twice: by the hub's JSONata (`local_*`) and by VTEX's
+    test endpoint (`vtex_*`; `vtex_skipped` says why VTEX was not asked)."""
+
+    local_result: object = None
+    local_error: str = ""
+    vtex_result: bool | None = None
+    vtex_error: str = ""
+    vtex_skipped: str = ""
+
+    @property
+    def local_passes(self):
+        return not self.local_error and self.local_result is True
+
+    @property
+    def vtex_asked(self):
+        return not self.vtex_skipped
+
+    @property
+    def disagree(self):
+        """Both answered, and VTEX's engine and the hub's disagree: VTEX's decides the feed."""
+        return not self.local_error and self.vtex_result is not None and self.local_passes != self.vtex_result
+
+
+def check_expression(account, expression, document):
+    """Evaluate a JSONata expression on a document locally (bounded, `integration.expressions`) and
+    with VTEX's `POST /api/orders/expressions/jsonata` when the store's credentials allow."""
+    check = ExpressionCheck()
+    check.local_result, check.local_error = expressions.evaluate_expression(expression, document)
+    try:
+        client = client_for(account)
+    except SecretDecryptionError:
+        check.vtex_skipped = "VTEX was not asked: the store's app token cannot be decrypted (enter it again)."
+        return check
+    try:
+        check.vtex_result = client.test_expression(expression, document)
+    except vtex_errors.Unauthorized as exc:
+        check.vtex_error = (f"VTEX refused the check ({exc.status}): the app key needs a role with OMS access "
+                            "(Feed v3 and Hook Admin or view only).")
+    except vtex_errors.VtexError as exc:
+        check.vtex_error = f"VTEX could not check it: {_vtex_error_text(exc)}"
+    return check

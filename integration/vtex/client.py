@@ -266,3 +266,15 @@ class VtexClient:
 
     def delete_hook_configuration(self):
         return self._request("hook_config_delete", "DELETE", "/api/orders/hook/config", expect_json=False)
+
+    # --- JSONata ---------------------------------------------------------------------------------
+    def test_expression(self, expression, document):
+        """VTEX's own check of a FromOrders expression: ``True`` when it is true for ``document``
+        (a decoded JSON document, such as an order), else ``False``. VTEX takes the document as a
+        JSON *string* (`Document`), and answers a bare ``true`` or ``false``."""
+        body = {"Expression": expression, "Document": json.dumps(document, ensure_ascii=False)}
+        result = self._request("test_expression", "POST", "/api/orders/expressions/jsonata", body=body)
+        if not isinstance(result, bool):
+            raise errors.BadResponse(f"Test JSONata expression answered {excerpt(json.dumps(result), 200)}, not true or false",
+                                     route="test_expression")
+        return result

@@ -37,6 +37,20 @@ def test_sandbox_command_serves_orders_and_stops_on_sigterm(served, http):
     assert "Stopping the sandbox." in output
 
 
+def test_sandbox_command_makes_the_kinds_asked_for_in_turn(served, http):
+    sandbox = served("vtex_sandbox", "--initial-orders", "4", "--orders-per-minute", "0", "--seed", "5",
+                     "--kinds", "seller,split")
+    orders = http.get(sandbox.url + "/_sandbox/orders", params={"app_key": DEMO_HEADERS["X-VTEX-API-AppKey"]},
+                      timeout=5).json()
+    ids = [o["orderId"] for o in orders]
+    assert len(ids) == 6 and sum(i.startswith("SLR-") for i in ids) == 2
+    assert sum(i.endswith("-02") for i in ids) == 2
+    assert sandbox.stop(signal.SIGTERM)[0] == 0
+    done = subprocess.run([sys.executable, "-m", "vtex_sandbox", "--kinds", "seller,nonsense"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and "unknown order kind nonsense" in done.stderr
+
+
 def test_sandbox_command_stops_on_ctrl_c(served, http):
     sandbox = served("vtex_sandbox", "--initial-orders", "0", "--orders-per-minute", "0")
     assert http.get(sandbox.url + "/_sandbox/health", timeout=5).json() == {"ok": True}

@@ -65,10 +65,10 @@ def test_feed_config_save_get_delete(sb, vtex):
 
 def test_queue_keys_are_case_insensitive(vtex):
     body = {"filter": {"type": "FromOrders", "expression": "value > 100", "disableSingleFire": False},
-            "queue": {"VisibilityTimeoutInSeconds": 11, "messageretentionperiodinseconds": 22}}
+            "queue": {"VisibilityTimeoutInSeconds": 11, "messageretentionperiodinseconds": 400000}}
     assert vtex.post("/api/orders/feed/config", json=body).status_code == 200
     got = vtex.get("/api/orders/feed/config").json()
-    assert got["queue"] == {"visibilityTimeoutInSeconds": 11, "messageRetentionPeriodInSeconds": 22}
+    assert got["queue"] == {"visibilityTimeoutInSeconds": 11, "messageRetentionPeriodInSeconds": 400000}
     assert got["filter"]["expression"] == "value > 100"
 
 
@@ -84,6 +84,18 @@ def test_queue_keys_are_case_insensitive(vtex):
                                                     "MessageRetentionPeriodInSeconds": 5}}, 400),
     ({"filter": {"type": "FromWorkflow"}, "queue": {"visibilityTimeoutInSeconds": 1,
                                                     "MessageRetentionPeriodInSeconds": 1209601}}, 400),
+    # VTEX's bounds: retention 4 to 14 days, visibility at most 12 h.
+    ({"filter": {"type": "FromWorkflow"}, "queue": {"visibilityTimeoutInSeconds": 1,
+                                                    "MessageRetentionPeriodInSeconds": 345599}}, 400),
+    ({"filter": {"type": "FromWorkflow"}, "queue": {"visibilityTimeoutInSeconds": 1,
+                                                    "MessageRetentionPeriodInSeconds": 1}}, 400),
+    ({"filter": {"type": "FromWorkflow"}, "queue": {"visibilityTimeoutInSeconds": 43201,
+                                                    "MessageRetentionPeriodInSeconds": 345600}}, 400),
+    ({"filter": {"type": "FromWorkflow"}, "queue": {"visibilityTimeoutInSeconds": -1,
+                                                    "MessageRetentionPeriodInSeconds": 345600}}, 400),
+    ({"filter": {"type": "FromOrders", "expression": "value >"}, "queue": None}, 400),
+    ({"filter": {"type": "FromOrders", "expression": ""}, "queue": None}, 400),
+    ({"filter": {"type": "FromOrders", "expression": "value > 1", "disableSingleFire": "no"}, "queue": None}, 400),
 ])
 def test_feed_config_validation(vtex, body, status):
     if "queue" in body and body["queue"] is None:
@@ -149,11 +161,13 @@ def test_from_workflow_with_every_status_sees_the_whole_walk(sb, vtex):
         assert after["lastChange"] == before["currentChange"]
 
 
-def test_from_orders_passes_every_change(sb, vtex):
+def test_from_orders_passes_the_changes_its_expression_matches(sb, vtex):
     vtex.configure_feed({"type": "FromOrders", "expression": "status = \"canceled\""})
     order_id = sb.create_orders(APP_KEY, 1)[0]
     sb.set_status(APP_KEY, order_id, "invoiced")
-    assert [i["state"] for i in vtex.feed()] == ALL_CREATION + ["invoiced"]
+    assert vtex.feed() == []
+    sb.set_status(APP_KEY, order_id, "canceled")
+    assert [i["state"] for i in vtex.feed()] == ["canceled"]
 
 
 @pytest.mark.slow
@@ -211,15 +225,15 @@ def test_new_handle_per_receive_and_old_handle_still_commits(sb, vtex):
 
 
 def test_retention_drops_uncommitted_messages(sb, vtex):
-    vtex.configure_feed(visibility=1, retention=60)
+    vtex.configure_feed(visibility=1, retention=345600)  # VTEX's minimum: 4 days
     sb.create_orders(APP_KEY, 2)
     vtex.feed()                                  # received, never committed
-    sb.advance_time(30)
+    sb.advance_time(300000)
     sb.create_orders(APP_KEY, 1)
     cfg = vtex.get("/api/orders/feed/config").json()
     assert cfg["quantity"] == 3
-    assert cfg["approximateAgeOfOldestMessageInSeconds"] >= 30
-    sb.advance_time(31)                          # the first two are 61 s old now
+    assert cfg["approximateAgeOfOldestMessageInSeconds"] >= 300000
+    sb.advance_time(45601)                       # the first two are just over 4 days old now
     assert vtex.get("/api/orders/feed/config").json()["quantity"] == 1
     assert len(vtex.feed()) == 1
     assert sb.stats()["feed_depth"] == 1
