@@ -23,7 +23,7 @@ $(PY):
 
 $(STAMP): $(PY) pyproject.toml
 	@echo "Installing the hub and its dependencies into $(VENV) (about a minute the first time)..."
-	@$(call QUIET_PIP,-e '.[test$(comma)amqp$(comma)sftp]')
+	@$(call QUIET_PIP,-e '.[test$(comma)amqp$(comma)sftp$(comma)bench]')
 	@# Older checkouts installed the tests' sample plugins (one broken on purpose) into .venv: take them out.
 	@if [ -e $(VENV)/.installed-test-plugins ]; then \
 	  $(PIP) uninstall --yes --quiet hub-sample-adapter hub-broken-adapter >/dev/null 2>&1; rm -f $(VENV)/.installed-test-plugins; fi

@@ -1,11 +1,13 @@
 """Set up the hub under benchmark, in a process with the hub's environment (its database, its settings).
 
-    python -m hub_bench.hub_setup '{"sandbox_url", "erp_url", "app_key", "app_token", "account"}'
+    python -m hub_bench.hub_setup '{"sandbox_url", "app_token", "stores": [[account, app_key], ...],
+                                    "adapter", "adapter_settings", "tokens"}'
 
-Migrates the fresh database, creates the store and its webhook binding to the loopback ERP, enqueues
-the first feed cycle (as the minute schedule would) and prints one JSON line:
-``{"account_id", "rate_limits"}``. Django is set up here, from DJANGO_SETTINGS_MODULE
-(default ``integration.settings``).
+Migrates the fresh database (which creates the schedules, due at once, as on a fresh install) and
+creates each store with one binding of ``adapter`` (``adapter_settings``). Nothing is enqueued: the
+cluster starts the way it really does, with its schedules. With ``tokens`` it issues an ERP API
+token per binding (the way back). Prints one JSON line: ``{"account_ids", "rate_limits", "tokens"}``.
+Django is set up here, from DJANGO_SETTINGS_MODULE (default ``integration.settings``).
 """
 import json
 import os
@@ -15,20 +17,23 @@ import sys
 def setup_hub(spec):
     from django.conf import settings
     from django.core.management import call_command
-    from django_q.tasks import async_task
 
-    from integration.models import Account, AdapterBinding
+    from integration.models import Account, AdapterBinding, ErpToken
 
     call_command("migrate", verbosity=0, interactive=False)
-    account = Account(name="Benchmark store", account_name=spec["account"], app_key=spec["app_key"],
-                      api_base_url=spec["sandbox_url"])
-    account.app_token = spec["app_token"]
-    account.save()
-    binding = AdapterBinding(account=account, adapter_key="webhook", name="Loopback ERP")
-    binding.apply_settings({"url": spec["erp_url"], "signing_secret": "benchmark-signing-secret-0123456789"})
-    binding.save()
-    async_task("integration.tasks.run_feed_cycles", task_name="benchmark: first feed cycle")
-    return {"account_id": account.pk, "rate_limits": settings.VTEX_RATE_LIMITS}
+    ids, tokens = [], {}
+    for account_name, app_key in spec["stores"]:
+        account = Account(name=f"Benchmark store {account_name}", account_name=account_name, app_key=app_key,
+                          api_base_url=spec["sandbox_url"])
+        account.app_token = spec["app_token"]
+        account.save()
+        binding = AdapterBinding(account=account, adapter_key=spec.get("adapter", "webhook"), name="Benchmark ERP")
+        binding.apply_settings(spec["adapter_settings"])
+        binding.save()
+        ids.append(account.pk)
+        if spec.get("tokens"):
+            tokens[account_name] = ErpToken.issue(binding, name="benchmark")[1]
+    return {"account_ids": ids, "rate_limits": settings.VTEX_RATE_LIMITS, "tokens": tokens}
 
 
 def main(argv=None):
