@@ -50,6 +50,10 @@ def parser():
                         help="extra runs through these adapters, --adapter-orders each (default none; --full amqp,sftp)")
     parser.add_argument("--adapter-orders", type=int, default=None, help="orders of each extra adapter run (default 1000)")
     parser.add_argument("--amqp-url", default=DEFAULT_AMQP, help="RabbitMQ of the amqp adapter (default " + DEFAULT_AMQP.replace("%", "%%") + ")")
+    parser.add_argument("--intake-mode", choices=("feed", "hook"), default="feed",
+                        help="the main run's intake: feed (default) or hook (the sandbox pushes to the hub's web server)")
+    parser.add_argument("--hook-run", action="store_true",
+                        help="an extra run with hook intake (burst and steady phase), graded on p95 <= 3 s (--full: on)")
     parser.add_argument("--round-trip", action="store_true",
                         help="an extra run with the way back: the ERP invoices every order through the hub's ERP API")
     parser.add_argument("--round-trip-orders", type=int, default=None, help="orders of the round trip (default 500)")
@@ -155,7 +159,9 @@ def run_benchmark(opts, stdout=sys.stdout, stderr=sys.stderr):
     else:
         main_label = database + (f", {opts['stores']} stores" if opts["stores"] > 1 else "") + \
             (f", {opts['adapter']}" if opts["adapter"] != "webhook" else "")
-        run(RunConfig(label=main_label, orders=orders, stores=opts["stores"], adapter=opts["adapter"],
+        if opts["intake_mode"] == "hook":
+            main_label += ", hook intake"
+        run(RunConfig(label=main_label, orders=orders, stores=opts["stores"], adapter=opts["adapter"], intake_mode=opts["intake_mode"],
                       steady_rate=steady_rate, steady_seconds=steady_seconds, **where, **common), with_naive=True)
         if also_postgres:
             run(RunConfig(label="PostgreSQL", orders=opts["postgres_orders"] or orders, stores=opts["stores"],
@@ -168,6 +174,9 @@ def run_benchmark(opts, stdout=sys.stdout, stderr=sys.stderr):
                               database_url=opts["postgres_url"], redis_url=opts["postgres_redis_url"], **common))
         for adapter in adapter_list:
             run(RunConfig(label=f"{database}, {adapter} adapter", orders=adapter_orders, adapter=adapter, **where, **common))
+        if opts["hook_run"] or (full and opts["intake_mode"] != "hook"):
+            run(RunConfig(label=f"{database}, hook intake", orders=orders, intake_mode="hook",
+                          steady_rate=steady_rate, steady_seconds=steady_seconds, **where, **common), with_naive=True)
         if round_trip:
             run(RunConfig(label=f"{database}, round trip", orders=trip_orders, round_trip=True, **where, **common))
         if cap_check:

@@ -28,6 +28,8 @@ def _short(path):
 
 
 def _area(frames):
+    if any(func == "<module>" or func.startswith("_find_and_load") for func, _ in frames):
+        return "imports (start-up)"
     for func, path in reversed(frames):
         for package in HUB_PACKAGES:
             if package in path:

@@ -56,6 +56,7 @@ class RunConfig:
     adapter: str = "webhook"        # webhook (loopback ERP), amqp (RabbitMQ) or sftp (a throw-away sshd)
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
     round_trip: bool = False        # the ERP invoices every order back through the hub's ERP API
+    intake_mode: str = "feed"       # feed, or hook: the sandbox pushes every change to the hub's web server
     keep: bool = False
     log: object = None              # callable(str) for progress lines
 
@@ -271,6 +272,8 @@ def hub_environment(cfg, var_dir, database_url, cluster_name):
         "Q_WORKERS": str(cfg.workers),
         "Q_CLUSTER_NAME": cluster_name,
         "HUB_DEMO": "false",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",  # DEBUG is off: the web server (ERP API, hook) answers on loopback
+        "SECURE_SSL_REDIRECT": "false",  # plain http on loopback, where production has a TLS proxy in front
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
         "DJANGO_SETTINGS_MODULE": "integration.settings",
     })
@@ -308,9 +311,8 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def start_web(env, tmp):
-    """The hub's web server (the ERP API of the way back): gunicorn as in production, else runserver."""
-    port = free_port()
+def start_web(env, tmp, port):
+    """The hub's web server (the ERP API, the hook): gunicorn as in production, else runserver."""
     if importlib.util.find_spec("gunicorn"):
         cmd = [sys.executable, "-m", "gunicorn", "integration.wsgi:application", "--bind", f"127.0.0.1:{port}",
                "--workers", "1", "--threads", "8"]  # no access log: it would be measured as the hub's CPU
@@ -323,10 +325,12 @@ def start_web(env, tmp):
         if proc.poll() is not None:
             raise RuntimeError(f"the web server exited: {(tmp / 'web.log').read_text(errors='replace')[-2000:]}")
         try:
-            requests.get(url + "/erp-api/openapi.json", timeout=2)
-            return True
+            answer = requests.get(url + "/erp-api/openapi.json", timeout=2, allow_redirects=False)
         except requests.RequestException:
             return False
+        if answer.status_code != 200:
+            raise RuntimeError(f"the web server answered {answer.status_code} for /erp-api/openapi.json")
+        return True
 
     if not wait_for(up, timeout=60, interval=0.2):
         stop_process(proc)
@@ -360,7 +364,7 @@ def run_hub(cfg):
     from hub_bench.servers import store_credentials
 
     result = {"label": cfg.label, "orders": cfg.orders, "workers": cfg.workers, "stores": cfg.stores,
-              "adapter": cfg.adapter, "round_trip": cfg.round_trip, "ok": False, "notes": []}
+              "adapter": cfg.adapter, "round_trip": cfg.round_trip, "intake_mode": cfg.intake_mode, "ok": False, "notes": []}
     tmp = Path(tempfile.mkdtemp(prefix="vtexhub-bench-"))
     servers_env = {k: v for k, v in os.environ.items() if k not in _STRIP_ENV}
     servers_env["DEBUG"] = "1"
@@ -378,6 +382,9 @@ def run_hub(cfg):
         result["broker"] = "Redis" if cfg.redis_url else "ORM"
         cluster_name = f"vtexhub-bench-{os.getpid()}-{int(time.time())}"
         env = hub_environment(cfg, tmp, database_url, cluster_name)
+        web_port = free_port() if (cfg.round_trip or cfg.intake_mode == "hook") else None
+        if web_port:
+            env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{web_port}"  # the hook's address (loopback: the sandbox only)
 
         procs["sandbox"], sandbox_url = start_server("sandbox", cfg.sandbox_latency_ms, servers_env, tmp / "sandbox.log",
                                                      "--app-key", APP_KEY, "--app-token", APP_TOKEN, "--account", ACCOUNT,
@@ -389,23 +396,38 @@ def run_hub(cfg):
         setup = subprocess.run(
             [sys.executable, "-m", "hub_bench.hub_setup", json.dumps({
                 "sandbox_url": sandbox_url, "app_token": APP_TOKEN, "stores": store_credentials(ACCOUNT, APP_KEY, cfg.stores),
-                "adapter": cfg.adapter, "adapter_settings": adapter_settings, "tokens": cfg.round_trip})],
+                "adapter": cfg.adapter, "adapter_settings": adapter_settings, "tokens": cfg.round_trip,
+                "intake_mode": cfg.intake_mode})],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
         if setup.returncode != 0:
             raise RuntimeError(f"setting up the hub failed:\n{setup.stdout[-3000:]}\n{setup.stderr[-3000:]}")
         hub = json.loads(setup.stdout.strip().splitlines()[-1])
         result["caps"] = hub["rate_limits"]
+        empty_bytes = database_bytes(HubDatabase(database_url), database_url)
+        if web_port:
+            procs["web"], web_url = start_web(env, tmp, web_port)
         if cfg.round_trip:
-            procs["web"], web_url = start_web(env, tmp)
             http.post(f"{erp_url}/_erp/invoice-to", {"hub": web_url + "/erp-api", "tokens": hub["tokens"]})
+        if cfg.intake_mode == "hook":
+            # Registered before the orders exist, so the sandbox pushes each one to the web server.
+            hooks = subprocess.run([sys.executable, "-m", "hub_bench.hub_setup", json.dumps({"register_hooks": True})],
+                                   cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+            registered = json.loads(hooks.stdout.strip().splitlines()[-1]) if hooks.returncode == 0 else None
+            if not registered or not all(r["ok"] for r in registered["hooks"]):
+                raise RuntimeError(f"registering the hooks failed:\n{hooks.stdout[-2000:]}\n{hooks.stderr[-2000:]}")
 
         _progress(cfg, f"[{cfg.label}] seeding {cfg.orders} ready-for-handling orders over {cfg.stores} store(s) in the sandbox")
         http.post(f"{sandbox_url}/_bench/seed", {"count": cfg.orders})
         http.post(f"{sandbox_url}/_sandbox/reset-stats")
         n = cfg.orders
 
+        at_first = {}
+
         def delivered():
             s, e = http.get(f"{sandbox_url}/_bench/summary"), http.get(f"{erp_url}/_erp/summary")
+            if not at_first and e["orders_sent"] > 0 and sampler is not None:
+                # The CPU spent so far is start-up and the first cycle; the drain's CPU is the rest.
+                at_first.update(cpu=sampler.cpu_seconds(), orders=e["orders_sent"])
             if procs["hub"].poll() is not None:
                 raise RuntimeError(f"the qcluster exited with code {procs['hub'].returncode}")
             if cfg.round_trip and s["tracked"] < want:
@@ -455,6 +477,9 @@ def run_hub(cfg):
             "calls": sandbox_after["calls"],
             "vtex_calls": sum(sandbox_after["calls"].values()),
             "cpu_seconds": burst_cpu,
+            # CPU per order of the drain alone (from the first delivery seen): start-up left out.
+            "drain_cpu_ms": ((burst_cpu + web_cpu0 - at_first["cpu"]) * 1000 / max(got - at_first["orders"], 1)
+                             if at_first and got > at_first["orders"] else None),
             "servers_cpu_seconds": others_cpu,
             "database_servers_cpu_seconds": databases_cpu,
             "machine_busy": (machine1[0] - machine0[0]) / max(machine1[1] - machine0[1], 1e-9),
@@ -527,7 +552,8 @@ def run_hub(cfg):
             "orders": db.rows("SELECT COUNT(*) FROM integration_order")[0][0],
         }
         try:
-            result["db"]["bytes"] = database_bytes(db, database_url, tmp)
+            # What the orders added: the size now less the freshly migrated database's.
+            result["db"]["bytes"] = database_bytes(db, database_url) - empty_bytes
         except Exception as exc:  # a bonus figure
             result["notes"].append(f"could not measure the database's size: {exc}")
         final_sandbox, final_erp = http.get(f"{sandbox_url}/_bench/summary"), http.get(f"{erp_url}/_erp/summary")
@@ -566,11 +592,18 @@ def run_hub(cfg):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def database_bytes(db, database_url, tmp):
-    """Bytes the hub's database takes on disk at the end of the run (SQLite: the file and its WAL)."""
+def database_bytes(db, database_url):
+    """Bytes the hub's database takes on disk now (SQLite: the file, its WAL checkpointed first)."""
     if db.postgres:
         return int(db.rows("SELECT pg_database_size(current_database())")[0][0])
+    import sqlite3
+
     path = Path(database_url[len("sqlite:///"):])
+    conn = sqlite3.connect(str(path), timeout=30)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
     return sum(p.stat().st_size for p in (path, Path(str(path) + "-wal")) if p.exists())
 
 
@@ -591,7 +624,7 @@ def run_naive(cfg, count):
         http = Http()
         http.post(f"{sandbox_url}/_bench/seed", {"count": count})
         http.post(f"{sandbox_url}/_sandbox/reset-stats")
-        _progress(cfg, f"[naive] {count} orders, one at a time")
+        _progress(cfg, f"[naive] {count} orders, sequentially, 10 per retrieve")
         naive = run_naive_consumer(sandbox_url, erp_url + "/orders", APP_KEY, APP_TOKEN, count)
         summary = http.get(f"{sandbox_url}/_bench/summary")
         return {"orders": naive.orders, "seconds": naive.seconds, "per_second": naive.per_second,
