@@ -189,7 +189,7 @@ def run_once(args, clusters_wanted):
                 print(f"  CPU of {name:<20} {cluster_cpu[name]:.1f} s = {share}")
             print(f"  hub CPU per order           {cpu['hub'] * 1000 / max(outcome.orders, 1):.1f} ms (every cluster)")
             print(f"  servers' CPU per order      PostgreSQL {cpu['PostgreSQL'] * 1000 / max(outcome.orders, 1):.1f} ms "
-                  f"(every PostgreSQL server of the machine: other databases' work included; --private-pg alone is not), Redis {cpu['Redis'] * 1000 / max(outcome.orders, 1):.1f} ms, "
+                  f"(every PostgreSQL server on the machine: other databases' work included), Redis {cpu['Redis'] * 1000 / max(outcome.orders, 1):.1f} ms, "
                   f"sandbox + ERP {cpu['sandbox + ERP'] * 1000 / max(outcome.orders, 1):.1f} ms")
             print(f"  machine                     {os.cpu_count()} cores {busy * 100:.0f}% busy; load average "
                   f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}")
