@@ -2,7 +2,7 @@
 
 Feed intake, routing, dispatch and start-handling run in a real `qcluster` on a fresh database,
 over HTTP to a VTEX sandbox and a loopback ERP running in processes of their own; a sequential
-consumer gives the baseline. The README's "Performance" section says what the figures mean.
+consumer gives the baseline. docs/contributors/performance.md says what the figures mean.
 This process never sets up Django: the hub runs in child processes with their own environment.
 """
 import argparse
