@@ -176,7 +176,7 @@ def run_benchmark(opts, stdout=sys.stdout, stderr=sys.stderr):
             run(RunConfig(label=f"{database}, {adapter} adapter", orders=adapter_orders, adapter=adapter, **where, **common))
         if opts["hook_run"] or (full and opts["intake_mode"] != "hook"):
             run(RunConfig(label=f"{database}, hook intake", orders=orders, intake_mode="hook",
-                          steady_rate=steady_rate, steady_seconds=steady_seconds, **where, **common), with_naive=True)
+                          steady_rate=steady_rate, steady_seconds=steady_seconds, **where, **common))
         if round_trip:
             run(RunConfig(label=f"{database}, round trip", orders=trip_orders, round_trip=True, **where, **common))
         if cap_check:
