@@ -64,7 +64,8 @@ def parser():
     parser.add_argument("--postgres-redis-url", default=DEFAULT_REDIS, help=f"for --also-postgres (default {DEFAULT_REDIS})")
     parser.add_argument("--postgres-orders", type=int, default=None, help="orders of the PostgreSQL run (default: --orders)")
     parser.add_argument("--memory-scan", action="store_true", help="burst at 2,000 and 20,000 orders; print both memory peaks")
-    parser.add_argument("--scan-orders", default="2000,20000", help=argparse.SUPPRESS)
+    parser.add_argument("--scan-orders", default="2000,20000", metavar="N,N",
+                        help="burst sizes of --memory-scan (default 2000,20000; the target is flat up to 100000)")
     cap = parser.add_mutually_exclusive_group()
     cap.add_argument("--cap-check", action="store_true", default=None,
                      help="a burst larger than a minute's (lowered) VTEX rate caps: the busiest 60 s per store and route "
