@@ -67,8 +67,8 @@ $(DOCS_STAMP): $(STAMP)
 scale-out: $(STAMP)
 	$(PY) scripts/scale_out.py $(SCALE_OUT_ARGS)
 
-## Benchmark the real pipeline against the VTEX sandbox (docs/contributors/performance.md; about 5 minutes).
-## A smoke run: make bench BENCH_ARGS="--quick --orders 20 --naive-orders 5"
+## Benchmark the real pipeline against the VTEX sandbox (docs/contributors/performance.md; about 9 minutes).
+## A smoke run: make bench BENCH_ARGS="--quick --orders 20 --naive-orders 5"; --full for every run (PostgreSQL, 16 stores, hook, round trip, amqp, sftp)
 bench: $(STAMP)
 	$(PY) -m hub_bench $(BENCH_ARGS)
 
