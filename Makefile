@@ -23,7 +23,7 @@ $(PY):
 
 $(STAMP): $(PY) pyproject.toml
 	@echo "Installing the hub and its dependencies into $(VENV) (about a minute the first time)..."
-	@$(call QUIET_PIP,-e '.[test$(comma)amqp$(comma)sftp]')
+	@$(call QUIET_PIP,-e '.[test$(comma)amqp$(comma)sftp$(comma)bench]')
 	@# Older checkouts installed the tests' sample plugins (one broken on purpose) into .venv: take them out.
 	@if [ -e $(VENV)/.installed-test-plugins ]; then \
 	  $(PIP) uninstall --yes --quiet hub-sample-adapter hub-broken-adapter >/dev/null 2>&1; rm -f $(VENV)/.installed-test-plugins; fi
@@ -67,8 +67,8 @@ $(DOCS_STAMP): $(STAMP)
 scale-out: $(STAMP)
 	$(PY) scripts/scale_out.py $(SCALE_OUT_ARGS)
 
-## Benchmark the real pipeline against the VTEX sandbox (docs/contributors/performance.md; about 5 minutes).
-## A smoke run: make bench BENCH_ARGS="--quick --orders 20 --naive-orders 5"
+## Benchmark the real pipeline against the VTEX sandbox (docs/contributors/performance.md; about 9 minutes).
+## A smoke run: make bench BENCH_ARGS="--quick --orders 20 --naive-orders 5"; --full for every run (PostgreSQL, 16 stores, hook, round trip, amqp, sftp)
 bench: $(STAMP)
 	$(PY) -m hub_bench $(BENCH_ARGS)
 

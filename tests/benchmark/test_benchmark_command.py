@@ -1,6 +1,7 @@
 """`python -m hub_bench` (`make bench`) runs end to end on a tiny workload and prints sane figures (never speed)."""
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -25,8 +26,9 @@ def test_benchmark_command_runs_end_to_end(tmp_path):
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     text = done.stdout
-    for figure in ("Naive sequential consumer", "throughput (burst)", "vs naive consumer", "VTEX calls per order",
-                   "hub CPU per order", "latency (steady)", "peak memory", "peak rate per route", "correctness", "Targets"):
+    for figure in ("Sequential consumer", "throughput (burst)", "drain rate", "first order delivered", "vs naive consumer",
+                   "VTEX calls per order", "hub CPU per order", "latency (steady)", "peak memory", "peak rate per route",
+                   "database", "correctness", "Targets"):
         assert figure in text, f"{figure!r} missing from:\n{text}"
 
     figures = json.loads(out.read_text())
@@ -49,9 +51,15 @@ def test_benchmark_command_runs_end_to_end(tmp_path):
     assert 2.0 <= burst["vtex_calls"] / burst["delivered"] <= 4.0
     assert 2.0 <= steady["vtex_calls"] / steady["delivered"] <= 4.0
     assert burst["per_second"] > 0 and burst["cpu_seconds"] > 0
+    assert burst["drain_per_second"] > 0 and burst["first_delivery_s"] > 0
+    assert run["db"]["bytes"] > 0 and run["db"]["orders"] == total
     assert 0 < steady["p50"] <= steady["p95"] <= steady["max"]
     assert run["memory"]["peak_pss_sum_mb"] > 0 and run["memory"]["processes_seen"] >= 3
     assert run["caps"]["get_order"] > 0 and run["sandbox"]["max_per_minute"]["get_order"] <= run["caps"]["get_order"]
+    assert run["sandbox"]["max_per_minute_by_store"]["benchstore"]["get_order"] <= run["caps"]["get_order"]
+    # Every target is printed with its mark, never asserted on.
+    assert all(mark in ("[PASS]", "[MISS]", "[INFO]") for mark in re.findall(r"\[[A-Z]{4}\]", text))
+    assert "first order delivered <= 5 s" in text and ">= 16x the sequential consumer" in text
 
 
 def test_benchmark_refuses_bad_options_before_starting_anything():
