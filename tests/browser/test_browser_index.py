@@ -6,10 +6,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import WebDriverWait
 
 from integration.models import Account, AdapterBinding, Alert, AlertKind, Order, OrderSync, SyncStatus
+from tests.browser.pages import click_through
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -47,12 +46,6 @@ def busy_store(sandbox):
     Alert.objects.create(kind=AlertKind.CYCLE_FAILING, subject="indexstore", account=store,
                          message="The feed cycle failed 3 times in a row: " + "VTEX answered 503 " * 6)
     return store
-
-
-def click_through(browser, element):
-    old = browser.find_element(By.TAG_NAME, "html")
-    element.click()
-    WebDriverWait(browser, 10).until(EC.staleness_of(old))
 
 
 def from_index(browser, row_id):

@@ -11,6 +11,7 @@ from selenium.webdriver.support.ui import Select
 from integration.pipeline.dispatch import dispatch_due
 from integration.pipeline.feed_cycle import run_feed_cycle
 from integration.models import Account, AdapterBinding, Order, OrderSync, StartHandlingState, SyncStatus
+from tests.browser.pages import click_link, click_through, row_of, run_action, text
 from tests.shared_fixtures import ensure_operators_group
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -41,28 +42,6 @@ def operator(django_user_model):
     user = django_user_model.objects.create_user("olga", "olga@example.com", "olga-password-123", is_staff=True)
     user.groups.add(group)
     return user
-
-
-def text(browser):
-    return browser.find_element(By.TAG_NAME, "body").text
-
-
-def click_link(browser, label):
-    browser.find_element(By.LINK_TEXT, label).click()
-
-
-def row_of(browser, order_id):
-    for row in browser.find_elements(By.CSS_SELECTOR, "#result_list tbody tr"):
-        if order_id in row.text:
-            return row
-    raise AssertionError(f"no row for {order_id} in:\n{text(browser)}")
-
-
-def run_action(browser, order_id, label):
-    row_of(browser, order_id).find_element(By.CSS_SELECTOR, "input.action-select").click()
-    Select(browser.find_element(By.NAME, "action")).select_by_visible_text(label)
-    browser.find_element(By.CSS_SELECTOR, "button[name=index], input[name=index]").click()
-    return browser.find_element(By.CSS_SELECTOR, "ul.messagelist").text
 
 
 def log_out(browser):
@@ -140,7 +119,7 @@ def test_an_operator_cannot_get_at_store_credentials(browser, login, store, oper
     # The binding's settings (its endpoint) are not shown to operators either.
     click_link(browser, "Home")
     click_link(browser, "Adapter bindings")
-    browser.find_element(By.CSS_SELECTOR, "#result_list tbody tr a").click()
+    click_through(browser, browser.find_element(By.CSS_SELECTOR, "#result_list tbody tr a"))
     assert "/orders" not in text(browser) and not browser.find_elements(By.NAME, "_save")
     # But the operator runs the hub: the failed syncs page and its actions are there.
     click_link(browser, "Home")
@@ -171,7 +150,7 @@ def test_an_abandoned_order_says_start_handling_will_not_happen_and_can_be_calle
     login("olga", "olga-password-123")
     click_link(browser, "Orders")
     click_link(browser, order_id)
-    browser.find_element(By.CSS_SELECTOR, "#syncs button[value=abandon_sync]").click()
+    click_through(browser, browser.find_element(By.CSS_SELECTOR, "#syncs button[value=abandon_sync]"))
     assert "Start-handling will not be called for 1 order" in browser.find_element(By.CSS_SELECTOR, "ul.messagelist").text
     section = browser.find_element(By.ID, "start-handling").text
     assert "Not going to happen" in section and "will not be called for this order" in section
@@ -179,7 +158,7 @@ def test_an_abandoned_order_says_start_handling_will_not_happen_and_can_be_calle
     assert not browser.find_elements(By.CSS_SELECTOR, "button[value=retry_start_handling]")
 
     # Then decides VTEX should move it on after all.
-    browser.find_element(By.CSS_SELECTOR, "button[value=start_handling_anyway]").click()
+    click_through(browser, browser.find_element(By.CSS_SELECTOR, "button[value=start_handling_anyway]"))
     assert "called anyway: 1 order" in browser.find_element(By.CSS_SELECTOR, "ul.messagelist").text
     dispatch_due(budget=10)
     browser.refresh()

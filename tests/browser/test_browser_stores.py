@@ -7,12 +7,12 @@ clicks, and the ERP is a LoopbackERP behind the webhook adapter.
 """
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import Select
 
 from integration.pipeline.dispatch import dispatch_due
 from integration.pipeline.feed_cycle import run_feed_cycle
 from integration.models import Account, AdapterBinding, OrderSync, SyncStatus
+from tests.browser.pages import click_id, click_through, messages, text
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -23,27 +23,6 @@ APP_TOKEN = "setup-store-token-SECRET-77"
 @pytest.fixture
 def sandbox(serve_sandbox):
     return serve_sandbox("setupstore", APP_KEY, APP_TOKEN, seed=7)
-
-
-def click_through(browser, element):
-    """Click a link or a submit button and wait for the next page: reading the page right after
-    the click could read the old one (or a stale element of it)."""
-    old = browser.find_element(By.TAG_NAME, "html")
-    element.click()
-    WebDriverWait(browser, 10).until(EC.staleness_of(old))
-
-
-def click_id(browser, element_id):
-    click_through(browser, browser.find_element(By.ID, element_id))
-
-
-def text(browser):
-    return browser.find_element(By.TAG_NAME, "body").text
-
-
-def messages(browser):
-    found = browser.find_elements(By.CSS_SELECTOR, "ul.messagelist")
-    return found[0].text if found else ""
 
 
 def fill(browser, name, value):

@@ -7,13 +7,13 @@ process, the admin in live_server; the operator is a member of the Operators gro
 """
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import Select
 
 from integration.models import Account, AdapterBinding, Order, StartHandlingState, UpdateSource, UpdateStatus, VtexUpdate
 from integration.pipeline.dispatch import dispatch_due
 from integration.pipeline.feed_cycle import run_feed_cycle
 from integration.pipeline.outbox import send_due
 from integration.pipeline.update_intake import accept_update
+from tests.browser.pages import click_id, click_link, click_through, messages, row_of, run_action, text
 from tests.shared_fixtures import ensure_operators_group
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -46,24 +46,6 @@ def operator(django_user_model):
     return user
 
 
-def text(browser):
-    return browser.find_element(By.TAG_NAME, "body").text
-
-
-def row_of(browser, order_id):
-    for row in browser.find_elements(By.CSS_SELECTOR, "#result_list tbody tr"):
-        if order_id in row.text:
-            return row
-    raise AssertionError(f"no row for {order_id} in:\n{text(browser)}")
-
-
-def run_action(browser, order_id, label):
-    row_of(browser, order_id).find_element(By.CSS_SELECTOR, "input.action-select").click()
-    Select(browser.find_element(By.NAME, "action")).select_by_visible_text(label)
-    browser.find_element(By.CSS_SELECTOR, "button[name=index], input[name=index]").click()
-    return browser.find_element(By.CSS_SELECTOR, "ul.messagelist").text
-
-
 def invoice(sandbox, order_id):
     order = sandbox.order(APP_KEY, order_id)
     items = [{"id": i["id"], "price": i["sellingPrice"], "quantity": i["quantity"]} for i in order["items"]]
@@ -92,7 +74,7 @@ def test_operator_retries_resolves_abandons_updates_and_enters_an_invoice_by_han
 
     # The Failed updates page: which orders, and VTEX's answer.
     login("olga", "olga-password-123")
-    browser.find_element(By.LINK_TEXT, "Failed updates to VTEX").click()
+    click_link(browser, "Failed updates to VTEX")
     page = text(browser)
     assert retried in page and by_hand in page and dropped in page
     assert "invoice answered 500" in row_of(browser, retried).text
@@ -112,30 +94,30 @@ def test_operator_retries_resolves_abandons_updates_and_enters_an_invoice_by_han
     assert (status(by_hand), status(dropped)) == (UpdateStatus.RESOLVED, UpdateStatus.ABANDONED)
     assert not browser.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")  # the Failed updates page is empty
     # The list of every update says who resolved which.
-    browser.find_element(By.LINK_TEXT, "Home").click()
-    browser.find_element(By.LINK_TEXT, "Updates to VTEX").click()
+    click_link(browser, "Home")
+    click_link(browser, "Updates to VTEX")
     assert "Resolved by hand" in row_of(browser, by_hand).text and "Resolved: abandoned" in row_of(browser, dropped).text
     assert send_due(budget=10).sent == 0  # nothing more goes to VTEX for them
 
     # The ERP is down for the fourth order: the operator types its invoice on the order page.
-    browser.find_element(By.LINK_TEXT, "Home").click()
-    browser.find_element(By.LINK_TEXT, "Orders").click()
-    browser.find_element(By.LINK_TEXT, typed).click()
-    browser.find_element(By.ID, "enter-invoice").click()
+    click_link(browser, "Home")
+    click_link(browser, "Orders")
+    click_link(browser, typed)
+    click_id(browser, "enter-invoice")
     body = invoice(sandbox, typed)
     form = browser.find_element(By.ID, "enter-invoice-form")
     form.find_element(By.NAME, "invoice_number").send_keys(body["invoiceNumber"])
     form.find_element(By.NAME, "issuance_date").send_keys("yesterday")  # not ISO 8601: refused, naming the field
     form.find_element(By.NAME, "invoice_value").send_keys(str(body["invoiceValue"]))
     assert "price" in form.find_element(By.NAME, "items").get_attribute("value")  # the order's items, filled in
-    form.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    click_through(browser, form.find_element(By.CSS_SELECTOR, "input[type=submit]"))
     assert "issuanceDate" in browser.find_element(By.ID, "enter-invoice-form").text
     assert not VtexUpdate.objects.filter(order__order_id=typed).exists()
     date = browser.find_element(By.NAME, "issuance_date")
     date.clear()
     date.send_keys(body["issuanceDate"])
-    browser.find_element(By.CSS_SELECTOR, "#enter-invoice-form input[type=submit]").click()
-    assert f"Invoice NF-{typed}: " in browser.find_element(By.CSS_SELECTOR, "ul.messagelist").text
+    click_through(browser, browser.find_element(By.CSS_SELECTOR, "#enter-invoice-form input[type=submit]"))
+    assert f"Invoice NF-{typed}: " in messages(browser)
     assert "Queued" in browser.find_element(By.CSS_SELECTOR, "#updates .update").text
     assert send_due(budget=10).sent == 1
     browser.refresh()
