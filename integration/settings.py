@@ -146,7 +146,7 @@ START_HANDLING_MAX_ATTEMPTS = env_int("START_HANDLING_MAX_ATTEMPTS", 8)
 DISPATCH_BATCH_SIZE = env_int("DISPATCH_BATCH_SIZE", 50)
 # "Retry all matching this filter" releases that many syncs a minute, so an ERP back from an outage is not flooded.
 RETRY_ALL_PER_MINUTE = env_int("RETRY_ALL_PER_MINUTE", 600)
-DISPATCH_CONCURRENCY = env_int("DISPATCH_CONCURRENCY", 8)
+DISPATCH_CONCURRENCY = env_int("DISPATCH_CONCURRENCY", 16)
 # Every failed attempt keeps its request and response excerpts; of the successful ones, one in
 # this many (1: all). Redacting and storing the excerpt of every success cost CPU and most of
 # an order's bytes in the database.
