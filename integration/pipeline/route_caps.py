@@ -2,16 +2,26 @@
 
 VTEX publishes a number only for get order (6,000 a minute per account); its other limits "vary
 throughout the day and are not disclosed". So each store's route starts at VTEX_RATE_LIMITS,
-and, like TCP's congestion window (additive increase, multiplicative decrease):
+and, like TCP's congestion window (slow start, additive increase, multiplicative decrease):
 
-* after every VTEX_RATE_RAISE_SECONDS (or more) in which the route used at least half its cap and
-  VTEX answered without a 429, the cap goes up by VTEX_RATE_RAISE_PERCENT of the starting cap,
-  up to VTEX_RATE_CEILINGS. An idle route is never raised: only a cap that was nearly used has
-  been tried;
+* while the route is **saturated** (calls queued for their slots: the cap, not the work, set the
+  pace) and VTEX answers without a 429, the cap grows by VTEX_RATE_FAST_RAISE_PERCENT of itself
+  after every VTEX_RATE_FAST_RAISE_SECONDS window, up to VTEX_RATE_CEILINGS ("slow start": a
+  backlog reaches the ceiling in seconds instead of minutes). Not within FAST_RAISE_AFTER_CUT
+  seconds of a 429: VTEX has just shown where its limit is, and the cap creeps towards it as below;
+* otherwise, after every VTEX_RATE_RAISE_SECONDS (or more) in which the route used at least half
+  its cap and VTEX answered without a 429, the cap goes up by VTEX_RATE_RAISE_PERCENT of the
+  starting cap, up to VTEX_RATE_CEILINGS. An idle route is never raised: only a cap that was
+  nearly used has been tried;
 * a 429 halves it (never below a tenth of the starting cap), once per pause: 429s answering calls
   that were already on their way count once. The pause itself (Retry-After, for every worker) is
   the route guard's `RoutePause`;
 * a cap an operator pins on the store's page is used as it is and never changed.
+
+Why growing fast is safe: a raise needs VTEX to have accepted the current cap (a whole window of
+used slots, no 429); the cap never passes the ceiling (VTEX's published 6,000 a minute for get
+order, the operator's choice for the rest); a 429 still halves it and pauses the route for
+Retry-After, so probing past VTEX's limit costs one pause, after which the cap grows only slowly.
 
 The cap is a `RouteCap` row per store and route, shared by every worker and kept across
 restarts. A process reads it at most every REFRESH_SECONDS per route and counts answers in
@@ -34,10 +44,13 @@ log = logging.getLogger(__name__)
 REFRESH_SECONDS = 3.0  # how stale a process's copy of a cap (and its unsaved answer count) may get
 UTILISATION = 0.5  # share of the cap a window must have used for a raise
 CUT_SETTLE_SECONDS = 5  # at least this long between two halvings (calls in flight answer late)
+FAST_RAISE_AFTER_CUT = 900  # seconds after a 429 in which a saturated route still grows only additively
+SATURATED = 0.5  # share of a process's calls that waited for their slot: the cap set the pace
 
 _lock = threading.Lock()
 _cached = {}  # (store pk, route) -> (cap in force, monotonic time read)
 _answers = {}  # (store pk, route) -> answers without a 429 not yet added to the row, in this process
+_paced = {}  # (store pk, route) -> [calls, calls that waited for their slot] since the last sync, in this process
 
 
 def start_cap(route):
@@ -59,6 +72,11 @@ def floor(route):
 
 def step(route):
     return max(1, start_cap(route) * settings.VTEX_RATE_RAISE_PERCENT // 100)
+
+
+def fast_step(cap):
+    """How much a saturated route's cap grows in one window (0: never fast)."""
+    return cap * max(0, settings.VTEX_RATE_FAST_RAISE_PERCENT) // 100
 
 
 def learns(route):
@@ -113,20 +131,26 @@ def sync(account_id, route):
     key = (account_id, route)
     with _lock:
         answers = _answers.pop(key, 0)
+        calls, waited = _paced.pop(key, (0, 0))
     row = _row(account_id, route)
     if answers and learns(route):
-        _count(row, answers)
+        _count(row, answers, saturated=calls > 0 and waited >= calls * SATURATED)
     current = in_force(row)
     with _lock:
         _cached[key] = (current, time.monotonic())
     return current
 
 
-def _count(row, answers):
+def _count(row, answers, saturated=False):
+    """Add a process's answers to the route's window; close the window when it is over, raising
+    the cap when it earned it. `saturated`: most of this process's calls since its last sync
+    waited for their slot."""
     now = timezone.now()
     same = RouteCap.objects.filter(pk=row.pk)
     elapsed = (now - row.window_started_at).total_seconds()
-    if elapsed < settings.VTEX_RATE_RAISE_SECONDS:
+    recently_cut = row.cut_at is not None and (now - row.cut_at).total_seconds() < FAST_RAISE_AFTER_CUT
+    fast = saturated and not recently_cut and fast_step(in_force(row)) > 0
+    if elapsed < (settings.VTEX_RATE_FAST_RAISE_SECONDS if fast else settings.VTEX_RATE_RAISE_SECONDS):
         same.update(window_calls=F("window_calls") + answers)
         return
     # The window is over: close it, and raise the cap when it was used and VTEX never said 429
@@ -135,15 +159,29 @@ def _count(row, answers):
     change = {"window_started_at": now, "window_calls": 0}
     old, top = in_force(row), ceiling(row.route)
     if row.pinned_cap is None and old < top and calls >= math.ceil(old / 60 * elapsed * UTILISATION):
-        new = min(top, old + step(row.route))
+        if fast:
+            new, how = min(top, old + max(step(row.route), fast_step(old))), "calls queued for the cap, "
+        else:
+            new, how = min(top, old + step(row.route)), ""
         change.update(learned_cap=new, changed_at=now,
-                      change_reason=f"raised {old:,} → {new:,}/min: {calls:,} answers without a 429 in {elapsed:.0f} s")
+                      change_reason=f"raised {old:,} → {new:,}/min: {how}{calls:,} answers without a 429 in {elapsed:.0f} s")
     if same.filter(window_started_at=row.window_started_at).update(**change):
         if "learned_cap" in change:
             row.learned_cap = change["learned_cap"]
             log.info("store=%s route=%s rate cap %s", row.account_id, row.route, change["change_reason"])
     else:  # another process closed the window first: these answers count in the new one
         same.update(window_calls=F("window_calls") + answers)
+
+
+def paced(account_id, route, wait):
+    """Count one call that took its slot, and whether it had to wait for it (`wait` seconds > 0):
+    calls that wait show the cap, not the work, setting the route's pace."""
+    if settings.VTEX_RATE_LEARN:
+        key = (account_id, route)
+        with _lock:
+            entry = _paced.setdefault(key, [0, 0])
+            entry[0] += 1
+            entry[1] += wait > 0
 
 
 def answered(account_id, route, code):
@@ -162,6 +200,7 @@ def rate_limited(account_id, route, retry_after):
     ratelimit.forget_slots(account_id, route)
     with _lock:
         _answers.pop(key, None)
+        _paced.pop(key, None)
     row = _row(account_id, route)
     now = timezone.now()
     same = RouteCap.objects.filter(pk=row.pk)
@@ -187,3 +226,4 @@ def forget():
     with _lock:
         _cached.clear()
         _answers.clear()
+        _paced.clear()

@@ -67,7 +67,8 @@ class DatabaseRouteGuard:
             route_caps.rate_limited(self.account_id, route, seconds)
 
     def wait_for_slot(self, route):
-        ratelimit.wait_for_slot(self.account_id, route, cap=route_caps.cap(self.account_id, route))
+        wait = ratelimit.wait_for_slot(self.account_id, route, cap=route_caps.cap(self.account_id, route))
+        route_caps.paced(self.account_id, route, wait)
 
     def count_response(self, route, code):
         key = (self.account_id, route, str(code))

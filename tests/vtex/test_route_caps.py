@@ -27,6 +27,8 @@ def learning(settings, tmp_path):
     settings.VTEX_RATE_LEARN = True
     settings.VTEX_RATE_RAISE_PERCENT = 10
     settings.VTEX_RATE_RAISE_SECONDS = 1
+    settings.VTEX_RATE_FAST_RAISE_PERCENT = 50
+    settings.VTEX_RATE_FAST_RAISE_SECONDS = 1
     settings.VAR_DIR = tmp_path  # a schedule of this test's own (in Redis, when set, the store's id is new)
 
 
@@ -84,7 +86,8 @@ def test_a_429_after_the_pause_halves_again_but_never_below_a_tenth(account, vte
         assert row(account).learned_cap == expected
 
 
-def test_answers_without_429_raise_the_cap_while_it_is_used(account, vtex, learning):
+def test_answers_without_429_raise_the_cap_while_it_is_used(account, vtex, learning, settings):
+    settings.VTEX_RATE_FAST_RAISE_PERCENT = 0  # the additive law alone (the fast one: the tests below)
     vtex.get(ORDER, json={"orderId": "1-01"})
     client = client_for(account)
     client.get_order("1-01")
@@ -102,6 +105,55 @@ def test_answers_without_429_raise_the_cap_while_it_is_used(account, vtex, learn
     assert route_caps.sync(account.pk, "get_order") == 660
     cap = row(account)
     assert cap.learned_cap == 660 and cap.change_reason.startswith("raised 600 → 660/min")
+
+
+def test_a_saturated_route_grows_by_half_of_its_cap(account, vtex, learning):
+    """30 calls at 600 a minute: all but the first second's burst wait for their slot, so the cap
+    set the pace. The window raises the cap by half of itself, not by a tenth of the start."""
+    vtex.get(ORDER, json={"orderId": "1-01"})
+    client = client_for(account)
+    client.get_order("1-01")
+    window_opened_ago(account, 1)
+    for _ in range(30):
+        client.get_order("1-01")
+    assert route_caps.sync(account.pk, "get_order") == 900
+    assert row(account).change_reason.startswith("raised 600 → 900/min: calls queued for the cap")
+    window_opened_ago(account, 1)
+    for _ in range(30):
+        client.get_order("1-01")
+    assert route_caps.sync(account.pk, "get_order") == 1200  # 1,350, held at the ceiling
+
+
+def test_a_route_under_its_cap_grows_only_additively(account, vtex, learning):
+    """Calls that never wait (within the first second's burst) used half the cap, but did not
+    show that the cap binds: the slow, additive raise."""
+    vtex.get(ORDER, json={"orderId": "1-01"})
+    client = client_for(account)
+    client.get_order("1-01")
+    window_opened_ago(account, 1)
+    for _ in range(8):  # with the first: 9 calls, under the burst of 10
+        client.get_order("1-01")
+    assert route_caps.sync(account.pk, "get_order") == 660
+
+
+def test_after_a_429_a_saturated_route_grows_only_additively(account, vtex, learning):
+    vtex.get(ORDER, status=429, headers={"Retry-After": "1"})
+    with pytest.raises(errors.RateLimited):
+        client_for(account).get_order("1-01")
+    assert row(account).learned_cap == 300
+    RoutePause.objects.all().delete()
+    vtex.replace("GET", ORDER, json={"orderId": "1-01"})
+    client = client_for(account)
+    window_opened_ago(account, 1)
+    for _ in range(20):  # at 300 a minute (burst 5), nearly all of them wait
+        client.get_order("1-01")
+    assert route_caps.sync(account.pk, "get_order") == 360  # + 10 % of the starting 600, not x 1.5
+    # Once the 429 is FAST_RAISE_AFTER_CUT old, a saturated route grows fast again.
+    RouteCap.objects.filter(account=account).update(cut_at=timezone.now() - timedelta(seconds=route_caps.FAST_RAISE_AFTER_CUT + 1))
+    window_opened_ago(account, 1)
+    for _ in range(20):
+        client.get_order("1-01")
+    assert route_caps.sync(account.pk, "get_order") == 540
 
 
 def test_the_cap_never_passes_its_ceiling(account, vtex, learning, settings):
