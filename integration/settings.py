@@ -51,9 +51,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    # Before django_q: its `qcluster` command is the hub's (integration/management/commands/qcluster.py).
+    "integration",
     "django_q",
     "ninja",  # the ERP API's Swagger UI, served from its static files
-    "integration",
 ]
 
 MIDDLEWARE = [
@@ -176,6 +177,9 @@ else:
     Q_CLUSTER["orm"] = "default"
 if env_bool("Q_SYNC", False):
     Q_CLUSTER["sync"] = True
+# `manage.py qcluster` loads the tasks and the plugins and freezes the heap before it forks, so that
+# the workers share them instead of each loading its own copy (see the command).
+Q_CLUSTER_PRELOAD = env_bool("Q_CLUSTER_PRELOAD", True)
 
 # --- Auth, i18n, static -------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
