@@ -114,7 +114,10 @@ class VtexClient:
         self.name = name
         self.default_retry_after = default_retry_after
         register_secret(app_token)
+        # requests' default headers (User-Agent, Accept-Encoding, Connection) beside ours: the
+        # requests are prepared here, not merged with the session's headers on every call.
         self.headers = {
+            **requests.utils.default_headers(),
             "X-VTEX-API-AppKey": app_key,
             "X-VTEX-API-AppToken": app_token,
             "Accept": "application/json",
@@ -137,7 +140,7 @@ class VtexClient:
         for attempt in range(retries + 1):
             try:
                 self.calls += 1
-                response = self.session.request(method, url, params=params, data=data, headers=self.headers, timeout=self.timeout, allow_redirects=False)
+                response = self._send(method, url, params, data)
             except requests.RequestException as exc:
                 self.guard.count_response(route, "network")
                 error = errors.NetworkError(f"{method} {path}: {type(exc).__name__}: {excerpt(str(exc), 300)}", route=route)
@@ -149,6 +152,17 @@ class VtexClient:
                 time.sleep(GET_RETRY_DELAYS[attempt])
                 continue
             return self._handle(route, method, path, response, expect_json, ok)
+
+    def _send(self, method, url, params, data):
+        """What session.request(...) does for these calls, without its per-call merging of the
+        session's headers, params, cookies and environment settings (this session has none of
+        its own: no cookies, no auth, the environment read once when it was made). That merging
+        (runtime Protocol checks in requests on Python 3.11) was about 4 % of the hub's CPU."""
+        prepared = requests.PreparedRequest()
+        prepared.prepare(method=method, url=url, headers=self.headers, data=data, params=params)
+        session = self.session
+        return session.send(prepared, timeout=self.timeout, allow_redirects=False, proxies=session.proxies,
+                            stream=False, verify=session.verify, cert=session.cert)
 
     def _handle(self, route, method, path, response, expect_json, ok):
         status = response.status_code
