@@ -28,7 +28,10 @@ def _short(path):
 
 
 def _area(frames):
-    if any(func == "<module>" or func.startswith("_find_and_load") for func, _ in frames):
+    # Every main thread runs under manage.py's own <module> frame: only a <module> below it (or
+    # the import machinery) is an import; counting the outermost one put every main thread's
+    # work (the first dispatch of each worker included) under "imports".
+    if any(func == "<module>" or func.startswith("_find_and_load") or func == "import_module" for func, _ in frames[1:]):
         return "imports (start-up)"
     for func, path in reversed(frames):
         for package in HUB_PACKAGES:

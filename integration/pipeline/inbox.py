@@ -242,8 +242,9 @@ def _store_batch(account, incoming):
         ]
         # ignore_conflicts: a hook delivery of the same change may commit between our read and write.
         FeedEvent.objects.bulk_create(rows, ignore_conflicts=True)
+        # Every field route_events reads: a deferred one would cost a query per event.
         inserted = list(FeedEvent.objects.filter(change_key__in=[r.change_key for r in rows], routed_at__isnull=True)
-                        .only("pk", "order_id", "state", "current_change", "last_change"))
+                        .only("pk", "order_id", "state", "domain", "current_change", "last_change"))
         duplicates_of = [k for k in keys if k in existing]
         for times in {seen[k] for k in duplicates_of}:
             FeedEvent.objects.filter(change_key__in=[k for k in duplicates_of if seen[k] == times]).update(duplicates=F("duplicates") + times)
