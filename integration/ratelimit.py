@@ -194,12 +194,22 @@ def forget_slots(account_id, route):
         allotment.drop()
 
 
+class QueueTooLong(Exception):
+    """More calls are queued for this store's route than `max_wait` seconds of its cap: this one is
+    not made. Calling early instead would put more than the cap into a minute (16 threads of three
+    workers queueing on a cap of 120 a minute wait over 30 s); the caller postpones the work."""
+
+    def __init__(self, wait):
+        super().__init__(f"{wait:.0f}s of calls queued for the rate cap")
+        self.wait = wait
+
+
 def wait_for_slot(account_id, route, max_wait=30.0, cap=None):
     """Take this store's next slot on this route and sleep until it comes; returns the wait.
 
     `cap`: calls a minute (the store's learned or pinned cap); None reads VTEX_RATE_LIMITS, 0 means
-    no cap. Never sleeps longer than `max_wait`: with more queued than that, the call goes out
-    early (a 429 then pauses the route for every worker)."""
+    no cap. Never sleeps longer than `max_wait`: with more queued than that, raises QueueTooLong
+    (the slot is given up) rather than call early."""
     if cap is None:
         cap = cap_per_minute(route)
     if not cap:
@@ -211,8 +221,8 @@ def wait_for_slot(account_id, route, max_wait=30.0, cap=None):
         log.warning("rate limiter unavailable (%s: %s); calling without pacing", type(exc).__name__, exc)
         return 0.0
     if wait > max_wait:
-        log.warning("store=%s route=%s: %.0fs of calls queued for the rate cap; calling after %ss", account_id, route, wait, max_wait)
-        wait = max_wait
+        log.info("store=%s route=%s: %.0fs of calls queued for the rate cap; this call waits for later", account_id, route, wait)
+        raise QueueTooLong(wait)
     if wait > 0:
         time.sleep(wait)
     return wait

@@ -1,6 +1,7 @@
 """The VTEX client as the hub uses it: built from a store's row, with route pauses kept in the
 database (seen by every worker), the shared per-route rate cap (learned from VTEX's answers,
 `route_caps`) and per-process response counts."""
+import math
 import threading
 import time
 
@@ -9,6 +10,7 @@ from django.conf import settings
 from integration import ratelimit
 from integration.models import RoutePause
 from integration.pipeline import route_caps
+from integration.vtex import errors
 from integration.vtex.client import VtexClient
 
 _tokens = {}  # (store pk, ciphertext) -> app token: decrypt once per process, not per client
@@ -67,7 +69,13 @@ class DatabaseRouteGuard:
             route_caps.rate_limited(self.account_id, route, seconds)
 
     def wait_for_slot(self, route):
-        wait = ratelimit.wait_for_slot(self.account_id, route, cap=route_caps.cap(self.account_id, route))
+        try:
+            wait = ratelimit.wait_for_slot(self.account_id, route, cap=route_caps.cap(self.account_id, route))
+        except ratelimit.QueueTooLong as exc:
+            # Not sent, like a call on a paused route: the caller postpones the work (a sync, a
+            # start-handling, an update) by the queue's length instead of going over the cap.
+            route_caps.paced(self.account_id, route, exc.wait)
+            raise errors.RoutePaused(f"VTEX route {route}: {exc}; not sent", retry_after=max(1, math.ceil(exc.wait)), route=route) from None
         route_caps.paced(self.account_id, route, wait)
 
     def count_response(self, route, code):

@@ -272,3 +272,23 @@ def test_a_new_store_form_has_no_rate_caps(admin_client, learning):
 
     page = admin_client.get(reverse("admin:integration_account_add")).content.decode()
     assert "route_caps-TOTAL_FORMS" not in page
+
+
+def test_a_queue_longer_than_the_wait_limit_postpones_the_call_instead_of_going_over_the_cap(account, vtex, learning, settings):
+    """Sixteen threads of several workers on a low cap queue more than the limiter waits (30 s):
+    the call is not made (the route is "paused" for the queue's length), never made early."""
+    from integration import ratelimit
+
+    settings.VTEX_RATE_LIMITS = {"get_order": 60, "*": 0}
+    settings.VTEX_RATE_CEILINGS = {"get_order": 60, "*": 0}
+    vtex.get(ORDER, json={"orderId": "1-01"})
+    interval, _ = ratelimit.spacing(60)
+    _, reserve = ratelimit._home()
+    reserve(account.pk, "get_order", interval, 40)  # other workers hold the next 40 slots: about 42 s
+    with pytest.raises(errors.RoutePaused) as info:
+        client_for(account).get_order("1-01")
+    assert info.value.retry_after >= 30 and "queued for the rate cap" in str(info.value)
+    assert len(vtex.calls) == 0  # nothing went to VTEX ahead of its slot
+    with pytest.raises(errors.RoutePaused) as again:
+        client_for(account).get_order("1-01")
+    assert again.value.retry_after >= info.value.retry_after  # the refused slot is not handed to the next call
