@@ -16,6 +16,7 @@ from django.db import DatabaseError, connection
 from django.db.models import F
 from django.db.models.functions import Now
 
+from integration import shutdown
 from integration.pipeline import inbox
 from integration.pipeline.leases import new_owner_id, release_lease, renew_lease, take_lease
 from integration.models import Account
@@ -81,7 +82,8 @@ def run_feed_cycle(account, *, budget=None, owner=None):
             if summary.batches and not renew_lease(lease, owner, settings.FEED_LEASE_TTL):
                 summary.ok, summary.error = False, "lost the store's lease (the cycle ran past FEED_LEASE_TTL)"
                 break
-            more_time = time.monotonic() - started < budget
+            # A stopping cluster: the lot in hand (and one read ahead) is committed, no other is retrieved.
+            more_time = time.monotonic() - started < budget and not shutdown.requested()
             call = reader.started_at if reader.pending else time.monotonic()
             lot = _one_batch(account, client, summary, reader, read_ahead=more_time)
             if lot < MAXLOT:
@@ -283,7 +285,8 @@ def run_feed_turn(account, owner, flow, *, budget=None, interval=None):
             if summary.batches and not renew_lease(lease, owner, settings.FEED_LEASE_TTL):
                 summary.ok, summary.error = False, "lost the store's lease (the turn ran past FEED_LEASE_TTL)"
                 break
-            more_time = time.monotonic() - started < budget
+            # A stopping cluster: the lot in hand (and one read ahead) is committed, no other is retrieved.
+            more_time = time.monotonic() - started < budget and not shutdown.requested()
             call = reader.started_at if reader.pending else time.monotonic()
             lot = _one_batch(account, client, summary, reader, read_ahead=more_time)
             if lot >= MAXLOT:

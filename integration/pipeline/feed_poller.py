@@ -25,7 +25,7 @@ from django.db import DatabaseError, connection
 from django.db.models import F, Q
 from django.db.models.functions import Now
 
-from integration import queueing
+from integration import queueing, shutdown
 from integration.models import Account, FeedPollerSlot
 from integration.pipeline.feed_cycle import Flow, feed_accounts, run_feed_turn
 from integration.pipeline.leases import new_owner_id, renew_lease, take_lease
@@ -125,6 +125,9 @@ def run_poller(token="", *, run_seconds=None, threads=None, hand_over=True, tick
                     break
                 renewed = time.monotonic()
             if time.monotonic() - started >= run_seconds:
+                break
+            if shutdown.requested():  # the cluster stops: hand over now (the successor waits in the broker)
+                log.info("feed poller: the cluster is stopping; handing over after the turns under way")
                 break
             try:
                 claimed = _claim_due_stores(owner, threads - turns.busy)

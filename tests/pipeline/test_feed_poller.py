@@ -190,3 +190,37 @@ def test_a_poller_the_broker_refused_leaves_its_slot_free_for_the_next_start(acc
     sent = []
     monkeypatch.setattr("django_q.tasks.async_task", lambda func, *args, **kw: sent.append(func))
     assert start_poller() and sent == [queueing.FEED_POLLER_TASK]
+
+
+@pytest.fixture
+def cluster_stopping():
+    """The cluster's stop flag, set as `manage.py qcluster` sets it on SIGINT or SIGTERM."""
+    from integration import shutdown
+
+    shutdown.prepare()
+    shutdown.request()
+    yield
+    shutdown.prepare()  # a fresh flag, not set: the next test's cluster is running
+
+
+def test_a_stopping_cluster_ends_the_poller_at_once_and_hands_over(account, vtex, poll_settings, queued, cluster_stopping):
+    feed = FakeFeed(vtex)
+    feed.add(feed_item("1-01"))
+    finished = []
+    poller = threading.Thread(target=lambda: finished.append(run_poller(run_seconds=3600)), daemon=True)
+    poller.start()
+    poller.join(60)  # a poller that ignored the stop would run its whole hour
+    assert finished, "the poller went on although the cluster is stopping"
+    [report] = finished
+    assert report.turns == 0 and report.handed_over and feed.retrieve_calls == 0
+    assert [func for func, _, _ in queued] == [queueing.FEED_POLLER_TASK]  # the successor, for the next start
+
+
+def test_a_stopping_cluster_ends_a_turn_after_the_lot_in_hand(account, vtex, poll_settings, enqueued, cluster_stopping):
+    feed = FakeFeed(vtex)
+    feed.add(*[feed_item(f"{n}-01") for n in range(35)])  # a backlog the turn would otherwise drain
+    take_lease(Account.objects.filter(pk=account.pk), "poller-test", 60)
+    summary, next_poll = run_feed_turn(account, "poller-test", Flow())
+    assert summary.ok and (summary.batches, summary.committed) == (1, 10)
+    assert next_poll == 0.0  # still a backlog: due at once when a cluster runs again
+    assert FeedEvent.objects.filter(committed_at__isnull=False).count() == 10

@@ -1,20 +1,21 @@
 """`manage.py qcluster` loads the tasks and the plugins, and freezes the heap, before django-q2's
 cluster forks its processes: the workers then share that memory instead of each loading a copy.
 
-django-q2's Cluster is replaced by a stand-in that records what the process held when the
-cluster was started (the moment it would fork), so no process is forked here."""
+The hub's cluster (django-q2's Cluster with the stop flag) is replaced by a stand-in that records
+what the process held when the cluster was started (the moment it would fork), so no process is
+forked here; tests/e2e/test_runhub.py starts and stops the real one."""
 import gc
 import sys
 
 import pytest
 from django.core.management import call_command
-from django_q.management.commands import qcluster as django_q_qcluster
-
+from integration import shutdown
+from integration.management.commands import qcluster as hub_qcluster
 from integration.plugins import manager
 
 
 class ClusterAtFork:
-    """Stands in for django_q.cluster.Cluster: what was loaded when `start()` would fork."""
+    """Stands in for the hub's cluster: what was loaded when `start()` would fork."""
 
     seen = None
 
@@ -24,13 +25,14 @@ class ClusterAtFork:
             "registry": registry,
             "tasks_loaded": "integration.tasks" in sys.modules,
             "frozen": gc.get_freeze_count(),
+            "stop_flag": shutdown._flag,
         }
         return 0
 
 
 @pytest.fixture(autouse=True)
 def cluster_at_fork(monkeypatch):
-    monkeypatch.setattr(django_q_qcluster, "Cluster", ClusterAtFork)
+    monkeypatch.setattr(hub_qcluster, "HubCluster", ClusterAtFork)
     monkeypatch.delenv("HUB_DISABLE_PLUGINS", raising=False)
     ClusterAtFork.seen = None
     manager.reset_registry()
@@ -46,6 +48,8 @@ def test_the_cluster_starts_with_the_plugins_and_tasks_loaded_and_the_heap_froze
     assert {"webhook", "file_drop", "amqp", "sftp"} <= set(seen["registry"].adapters)
     assert seen["tasks_loaded"]
     assert seen["frozen"] > 0
+    # The stop flag exists before the fork (the workers inherit it) and is not set yet.
+    assert seen["stop_flag"] is not None and not seen["stop_flag"].is_set()
 
 
 def test_a_broken_plugin_is_recorded_and_does_not_stop_the_cluster():

@@ -8,27 +8,49 @@ And Python's cycle collector writes into every object it examines, so a full col
 child would copy the pages of everything inherited: `gc.freeze()` moves the inherited objects
 out of its sight (they live as long as the cluster anyway).
 
+It also creates the cluster's stop flag before the fork and sets it when the cluster stops
+(`integration.shutdown`), so that the feed poller does not hold the stop for its whole run.
+
 This command takes precedence over django-q2's because `integration` precedes `django_q` in
 INSTALLED_APPS.
 """
 import gc
 import importlib
 import logging
+import os
 
 from django import db
 from django.conf import settings
 from django.utils import translation
+from django_q.cluster import Cluster
 from django_q.conf import Conf
 from django_q.management.commands import qcluster
 
+from integration import shutdown
+
 log = logging.getLogger("integration.cluster")
+
+
+class HubCluster(Cluster):
+    def stop(self):
+        # Django-q2's signal handler calls stop() in this process; the forks see the flag at once.
+        shutdown.request()
+        return super().stop()
 
 
 class Command(qcluster.Command):
     def handle(self, *args, **options):
         if settings.Q_CLUSTER_PRELOAD:
             preload_before_fork()
-        return super().handle(*args, **options)
+        shutdown.prepare()
+        # django-q2's own handle() (2.x), with the cluster above in place of its Cluster.
+        settings.SECRET_KEY  # the cluster signs its tasks: fail here without a key
+        if options.get("cluster_name"):
+            os.environ["Q_CLUSTER_NAME"] = options["cluster_name"]
+        cluster = HubCluster()
+        cluster.start()
+        if options.get("run_once", False):
+            cluster.stop()
 
 
 def preload_before_fork():
