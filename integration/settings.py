@@ -128,6 +128,10 @@ FEED_POLL_INTERVAL = env_float("FEED_POLL_INTERVAL", 3)
 FEED_TURN_BUDGET = env_float("FEED_TURN_BUDGET", 10)
 FEED_POLLER_THREADS = env_int("FEED_POLLER_THREADS", 4)
 FEED_POLLERS = env_int("FEED_POLLERS", 1)
+# The poller commits a store's handles once FEED_COMMIT_BATCH of them are stored (one commit for
+# two full lots; 10 commits every lot), or when the oldest has waited FEED_COMMIT_DELAY seconds.
+FEED_COMMIT_BATCH = env_int("FEED_COMMIT_BATCH", 20)
+FEED_COMMIT_DELAY = env_float("FEED_COMMIT_DELAY", 5)
 DISPATCH_BUDGET = env_float("DISPATCH_BUDGET", 50)
 FEED_LEASE_TTL = env_int("FEED_LEASE_TTL", 120)
 SYNC_CLAIM_TTL = env_int("SYNC_CLAIM_TTL", 300)

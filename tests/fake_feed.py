@@ -21,6 +21,8 @@ class FakeFeed:
         self.commit_failures = 0  # answer 500 to this many commits
         self.on_commit = None     # callback(handles) run before the commit is accepted
         self.retrieve_calls = 0
+        self.commit_calls = 0
+        self._hidden = {}         # retrieved, not committed: handle -> item
         rsps.add_callback("GET", f"{base}/api/orders/feed", callback=self._retrieve)
         rsps.add_callback("POST", f"{base}/api/orders/feed", callback=self._commit)
 
@@ -33,17 +35,20 @@ class FakeFeed:
         # Like SQS: retrieved items stay until committed (visibility is not modelled here).
         batch = self.items[:maxlot]
         self.items = self.items[maxlot:]
-        self._in_flight = batch
+        self._hidden.update((i["handle"], i) for i in batch if isinstance(i, dict) and isinstance(i.get("handle"), str))
         return 200, {}, json.dumps(batch)
 
     def _commit(self, request):
         handles = json.loads(request.body)["handles"]
+        self.commit_calls += 1
         if self.on_commit:
             self.on_commit(handles)
         if self.commit_failures:
             self.commit_failures -= 1
             # Not committed: VTEX offers them again after the visibility timeout.
-            self.items.extend(i for i in self._in_flight if isinstance(i, dict) and i.get("handle") in handles)
+            self.items.extend(self._hidden.pop(h) for h in handles if h in self._hidden)
             return 500, {}, "internal error"
+        for handle in handles:
+            self._hidden.pop(handle, None)
         self.committed.extend(handles)
         return 200, {}, ""

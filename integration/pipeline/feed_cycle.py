@@ -4,11 +4,16 @@ An item is stored before its handle is committed, so from then on our database, 
 four-day queue, is the record. If storing fails nothing is committed and VTEX re-delivers
 after the visibility timeout; if the commit fails the next delivery is a duplicate and is
 committed then.
+
+The feed poller commits the handles of several lots at once (`PendingCommits`): VTEX takes many
+handles in one commit, and a commit per lot is a tenth of a VTEX call an order. Stored first
+still holds; a handle waits a few seconds at most, far under the visibility timeout, and one lost
+with its poller is an item VTEX offers again and the inbox recognises as a duplicate.
 """
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
@@ -19,7 +24,7 @@ from django.db.models.functions import Now
 from integration import shutdown
 from integration.pipeline import inbox
 from integration.pipeline.leases import new_owner_id, release_lease, renew_lease, take_lease
-from integration.models import Account
+from integration.models import Account, FeedConfiguration
 from integration.plugins.events import StoreInfo
 from integration.plugins.manager import notify
 from integration.redaction import redact
@@ -193,8 +198,43 @@ def _close_connection():
     connection.close()
 
 
-def _one_batch(account, client, summary, reader, read_ahead=True):
-    """One retrieve-store-commit round. Returns how many items the retrieve brought (0: drained)."""
+class PendingCommits:
+    """Handles stored and not committed yet, for one store; see the module."""
+
+    def __init__(self, batch=None, delay=None):
+        self.batch = settings.FEED_COMMIT_BATCH if batch is None else batch
+        self.delay = settings.FEED_COMMIT_DELAY if delay is None else delay
+        self.handles, self.incoming, self.since = [], [], None
+
+    def __len__(self):
+        return len(self.handles)
+
+    def add(self, handles, incoming):
+        if self.since is None:
+            self.since = time.monotonic()
+        self.handles += handles
+        self.incoming += incoming
+
+    def due(self):
+        return len(self.handles) >= self.batch or (self.since is not None and time.monotonic() - self.since >= self.delay)
+
+    def flush(self, account, client, summary):
+        """Commit every handle waiting (one call), then mark their events committed. A failed
+        commit is not repeated: VTEX offers those items again, as after any failed commit."""
+        handles, incoming = self.handles, self.incoming
+        self.handles, self.incoming, self.since = [], [], None
+        if handles:
+            client.commit_handles(handles)
+            summary.committed += len(handles)
+        if incoming:
+            inbox.mark_committed(account, incoming)
+
+
+def _one_batch(account, client, summary, reader, read_ahead=True, pending=None):
+    """One retrieve-store-commit round. Returns how many items the retrieve brought (0: drained).
+
+    With `pending` (the poller's), the lot's handles join those waiting and are committed when
+    `pending.due()`; without, at once."""
     items = reader.take() if reader.pending else client.retrieve_feed_items(MAXLOT)
     summary.batches += 1
     if not items:
@@ -214,9 +254,10 @@ def _one_batch(account, client, summary, reader, read_ahead=True):
     # Every handle is committed: duplicates and events no rule acts on included (VTEX: failing
     # to commit blocks the feed). Items without a handle cannot be committed, only kept.
     handles = [e.commit_handle or e.handle for e in incoming if e.commit_handle or e.handle]
-    client.commit_handles(handles)
-    summary.committed += len(handles)
-    inbox.mark_committed(account, incoming)
+    pending = PendingCommits(batch=0) if pending is None else pending
+    pending.add(handles, incoming)
+    if pending.due():
+        pending.flush(account, client, summary)
     return len(items)
 
 
@@ -259,6 +300,10 @@ class Flow:
     and the arrival rate it saw, to poll again when a full lot has probably arrived."""
     previous_call: float = None
     rate: float = None
+    # Stored handles waiting for a commit shared with the next lots (a turn ends with them only
+    # when the store is due again within FEED_COMMIT_DELAY); the poller commits what is left as it ends.
+    pending: PendingCommits = field(default_factory=PendingCommits)
+    visibility_timeout: int = None  # the store's, read once per poller
 
 
 def run_feed_turn(account, owner, flow, *, budget=None, interval=None):
@@ -279,6 +324,7 @@ def run_feed_turn(account, owner, flow, *, budget=None, interval=None):
     started = time.monotonic()
     reader = _ReadAhead()
     next_poll = interval
+    client = None
     try:
         client = client_for(account)
         while True:
@@ -288,7 +334,7 @@ def run_feed_turn(account, owner, flow, *, budget=None, interval=None):
             # A stopping cluster: the lot in hand (and one read ahead) is committed, no other is retrieved.
             more_time = time.monotonic() - started < budget and not shutdown.requested()
             call = reader.started_at if reader.pending else time.monotonic()
-            lot = _one_batch(account, client, summary, reader, read_ahead=more_time)
+            lot = _one_batch(account, client, summary, reader, read_ahead=more_time, pending=flow.pending)
             if lot >= MAXLOT:
                 flow.previous_call = call
                 if reader.pending or more_time:
@@ -324,8 +370,40 @@ def run_feed_turn(account, owner, flow, *, budget=None, interval=None):
             # every few seconds: VTEX is spared, and ALERT_CYCLE_FAILURES in a row still mean a while.
             next_poll = min(60.0, max(interval, 15.0) * 2 ** min(account.consecutive_cycle_failures, 2))
         next_poll = max(0.0, next_poll)
+        if flow.pending and not _keep_waiting(account, flow, summary, next_poll):
+            _commit_waiting(account, flow.pending, summary, client)
         _release_and_record(lease, owner, account, summary, next_poll=next_poll)
     return summary, next_poll
+
+
+def _keep_waiting(account, flow, summary, next_poll):
+    """May the handles wait for the store's next turn? Only if it comes within FEED_COMMIT_DELAY,
+    the oldest handle is not past it, and the feed's visibility timeout leaves ample room."""
+    pending = flow.pending
+    if not (summary.ok and not pending.due() and not shutdown.requested()
+            and next_poll + (time.monotonic() - pending.since) < pending.delay):
+        return False
+    if flow.visibility_timeout is None:
+        config = FeedConfiguration.objects.filter(account_id=account.pk).values_list("visibility_timeout", flat=True)
+        flow.visibility_timeout = config.first() or 0
+    # A store another poller turns next keeps this poller's handles until this poller ends (within
+    # FEED_CYCLE_BUDGET and a turn): the visibility timeout must outlast that too.
+    return flow.visibility_timeout >= max(4 * pending.delay, settings.FEED_CYCLE_BUDGET + 2 * settings.FEED_TURN_BUDGET)
+
+
+def _commit_waiting(account, pending, summary, client=None):
+    """Commit the handles waiting; a failure is logged, not raised (VTEX offers the items again)."""
+    try:
+        pending.flush(account, client or client_for(account), summary)
+    except Exception as exc:
+        log.warning("feed: could not commit %d stored handles of store=%s (VTEX offers them again): %s",
+                    len(pending), account.account_name, redact(f"{type(exc).__name__}: {exc}"))
+
+
+def commit_waiting(account, flow):
+    """The poller's end: commit what its turns left waiting for this store."""
+    if flow.pending:
+        _commit_waiting(account, flow.pending, CycleSummary(account=account.account_name))
 
 
 def run_queued_feed_cycle(account_id):

@@ -27,7 +27,7 @@ from django.db.models.functions import Now
 
 from integration import queueing, shutdown
 from integration.models import Account, FeedPollerSlot
-from integration.pipeline.feed_cycle import Flow, feed_accounts, run_feed_turn
+from integration.pipeline.feed_cycle import Flow, commit_waiting, feed_accounts, run_feed_turn
 from integration.pipeline.leases import new_owner_id, renew_lease, take_lease
 from integration.redaction import redact
 
@@ -237,9 +237,11 @@ class _Turns:
         self.todo, self.done = queue.Queue(), queue.Queue()
         self.busy = 0
         self.flows = {}  # account pk -> Flow, touched by one thread at a time (the store's lease)
+        self.accounts = {}
         self.threads = []
 
     def submit(self, account):
+        self.accounts[account.pk] = account
         self.busy += 1
         if len(self.threads) < min(self.size, self.busy):
             thread = threading.Thread(target=self._work, name=f"feed-poller-{len(self.threads)}", daemon=True)
@@ -263,6 +265,10 @@ class _Turns:
             self.todo.put(None)
         for thread in self.threads:
             thread.join()
+        # Handles the last turns left waiting for a shared commit: committed now, not lost with the
+        # flows (VTEX would offer their items again after the visibility timeout, as duplicates).
+        for pk, flow in self.flows.items():
+            commit_waiting(self.accounts[pk], flow)
 
     def _work(self):
         try:

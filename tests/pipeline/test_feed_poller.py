@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from integration import queueing, tasks
 from integration.models import Account, FeedEvent, FeedPollerSlot
-from integration.pipeline.feed_cycle import Flow, run_feed_turn
+from integration.pipeline.feed_cycle import Flow, commit_waiting, run_feed_turn
 from integration.pipeline.feed_poller import run_poller, start_poller
 from integration.pipeline.leases import take_lease
 from tests.fake_feed import FakeFeed, feed_item
@@ -50,13 +50,21 @@ def test_a_turn_keeps_retrieving_while_the_lots_come_full(account, vtex, poll_se
     feed = FakeFeed(vtex)
     feed.add(*[feed_item(f"{n}-01") for n in range(35)])
     take_lease(Account.objects.filter(pk=account.pk), "poller-test", 60)
-    summary, next_poll = run_feed_turn(account, "poller-test", Flow())
+    flow = Flow()
+    summary, next_poll = run_feed_turn(account, "poller-test", flow)
     assert summary.ok, summary.error
-    assert (summary.fetched, summary.new, summary.committed, summary.batches) == (35, 35, 35, 4)
-    assert summary.drained and FeedEvent.objects.filter(committed_at__isnull=False).count() == 35
+    assert (summary.fetched, summary.new, summary.batches) == (35, 35, 4)
+    assert summary.drained and FeedEvent.objects.count() == 35
     assert next_poll <= poll_settings.FEED_POLL_INTERVAL
     account.refresh_from_db()
     assert account.lease_owner == "" and account.last_cycle_ok  # released into the wait for its next poll
+    # Handles are committed two lots at a time; the last 15 wait for the store's next turn, which
+    # is due within FEED_COMMIT_DELAY (or for the poller's end).
+    assert summary.committed == 20 and feed.commit_calls == 1 and len(flow.pending) == 15
+    assert FeedEvent.objects.filter(committed_at__isnull=False).count() == 20
+    commit_waiting(account, flow)
+    assert len(feed.committed) == 35 and feed.commit_calls == 2 and not flow.pending
+    assert FeedEvent.objects.filter(committed_at__isnull=False).count() == 35
 
 
 def test_an_empty_feed_is_polled_again_only_after_the_interval(account, vtex, poll_settings, enqueued):
@@ -224,3 +232,63 @@ def test_a_stopping_cluster_ends_a_turn_after_the_lot_in_hand(account, vtex, pol
     assert summary.ok and (summary.batches, summary.committed) == (1, 10)
     assert next_poll == 0.0  # still a backlog: due at once when a cluster runs again
     assert FeedEvent.objects.filter(committed_at__isnull=False).count() == 10
+
+
+# --- Commits shared by several lots (FEED_COMMIT_BATCH, FEED_COMMIT_DELAY) ---
+
+def test_a_backlog_is_committed_two_lots_to_a_call_and_the_poller_commits_the_rest_as_it_ends(account, vtex, poll_settings, enqueued):
+    feed = FakeFeed(vtex)
+    feed.add(*[feed_item(f"{n}-01") for n in range(45)])
+    run_poller(run_seconds=120, hand_over=False, until_idle=True)
+    assert len(feed.committed) == 45 and not feed.items
+    assert feed.retrieve_calls == 5 and feed.commit_calls == 3  # 20 + 20 + the 5 left at the end: 8 calls, not 10
+    assert FeedEvent.objects.filter(committed_at__isnull=True).count() == 0
+
+
+def test_a_steady_flow_shares_one_commit_between_turns(account, vtex, poll_settings, enqueued):
+    feed = FakeFeed(vtex)
+    flow = Flow()
+    for turn in range(3):  # three short lots, each turn due again within a second
+        feed.add(*[feed_item(f"{turn}{k}-01") for k in range(8)])
+        Account.objects.filter(pk=account.pk).update(lease_owner="", lease_until=Now())
+        take_lease(Account.objects.filter(pk=account.pk), "poller-test", 60)
+        summary, next_poll = run_feed_turn(account, "poller-test", flow, interval=1)
+        assert summary.ok, summary.error
+    # 8 and 8 waited (each turn due again within FEED_COMMIT_DELAY); the third lot reached 20.
+    assert feed.retrieve_calls == 3 and feed.commit_calls == 1 and len(feed.committed) == 24
+    assert not flow.pending and FeedEvent.objects.filter(committed_at__isnull=False).count() == 24
+
+
+def test_handles_do_not_wait_past_the_delay(account, vtex, poll_settings, enqueued):
+    poll_settings.FEED_COMMIT_DELAY = 0.5
+    feed = FakeFeed(vtex)
+    feed.add(*[feed_item(f"{k}-01") for k in range(8)])
+    take_lease(Account.objects.filter(pk=account.pk), "poller-test", 60)
+    summary, next_poll = run_feed_turn(account, "poller-test", Flow(), interval=1)  # next poll past the delay
+    assert summary.ok and summary.committed == 8 and feed.commit_calls == 1
+
+
+def test_a_short_visibility_timeout_gets_a_commit_every_turn(account, vtex, poll_settings, enqueued):
+    account.feed_config.visibility_timeout = 10  # items come back after 10 s: no handle may wait
+    account.feed_config.save()
+    feed = FakeFeed(vtex)
+    feed.add(*[feed_item(f"{k}-01") for k in range(8)])
+    take_lease(Account.objects.filter(pk=account.pk), "poller-test", 60)
+    summary, _ = run_feed_turn(account, "poller-test", Flow(), interval=1)
+    assert summary.ok and summary.committed == 8 and feed.commit_calls == 1
+
+
+def test_a_shared_commit_that_fails_loses_nothing(account, vtex, poll_settings, enqueued):
+    feed = FakeFeed(vtex)
+    feed.add(*[feed_item(f"{n}-01") for n in range(20)])
+    feed.commit_failures = 1
+    take_lease(Account.objects.filter(pk=account.pk), "poller-test", 60)
+    summary, _ = run_feed_turn(account, "poller-test", Flow())
+    assert not summary.ok and "500" in summary.error
+    assert FeedEvent.objects.count() == 20  # stored before the commit was tried
+    assert FeedEvent.objects.filter(committed_at__isnull=False).count() == 0
+    assert len(feed.items) == 20  # both lots offered again (VTEX: after the visibility timeout)
+    Account.objects.filter(pk=account.pk).update(lease_owner="", lease_until=Now())
+    run_poller(run_seconds=120, hand_over=False, until_idle=True)
+    assert len(feed.committed) == 20 and FeedEvent.objects.count() == 20  # the second delivery: duplicates, committed
+    assert FeedEvent.objects.filter(committed_at__isnull=True).count() == 0
