@@ -55,14 +55,15 @@ def _positive_cents(value):
         number = value
     if number <= 0:
         raise ValueError("must be greater than 0 (cents)")
-    return value
+    return str(number)  # VTEX's spec types it as a string of cents: sent as one, whichever was given
 
 
 Text = Annotated[str, StringConstraints(max_length=500), AfterValidator(_no_nul)]
 LongText = Annotated[str, StringConstraints(max_length=4000), AfterValidator(_no_nul)]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(_no_nul)]
 IsoDate = Annotated[str, StringConstraints(min_length=8, max_length=40), AfterValidator(_no_nul), AfterValidator(_iso_8601)]
-# VTEX's spec types invoiceValue as a string of cents; integers are what ERPs send. Both, as given.
+# VTEX's spec types invoiceValue as a string of cents; integers are what ERPs send. Both are
+# accepted; VTEX gets the string.
 Cents = Annotated[StrictInt | Annotated[str, StringConstraints(max_length=18)], AfterValidator(_positive_cents)]
 
 
@@ -104,10 +105,11 @@ class TrackingBody(_Body):
 
 
 class TrackingEvent(_Body):
-    city: Text | None = None
-    state: Text | None = None
-    description: Text | None = None
-    date: IsoDate | None = None
+    # VTEX's spec requires all four, as strings (an event without them would be VTEX's 400, later).
+    city: Text
+    state: Text
+    description: Text
+    date: IsoDate
 
 
 class DeliveryBody(_Body):
@@ -173,4 +175,19 @@ def validate_body(kind, raw):
         described = describe_errors(exc.errors(include_url=False, include_context=False, include_input=False))
         first = described[0] if described else {"field": "", "message": "invalid"}
         raise BodyInvalid(first["field"], first["message"], described) from None
-    return parsed.model_dump(mode="json", exclude_unset=True)
+    return _drop_nulls_vtex_refuses(kind, parsed.model_dump(mode="json", exclude_unset=True))
+
+
+# Optional fields that VTEX's spec does not let be null: a null from the ERP means "not given" and
+# is left out of the body sent (the spec's nullable fields, such as invoiceUrl, keep their null).
+NOT_NULLABLE = {"invoice": ("courier",), "cancel": ("reason",)}
+
+
+def _drop_nulls_vtex_refuses(kind, body):
+    for name in NOT_NULLABLE.get(kind, ()):
+        if name in body and body[name] is None:
+            del body[name]
+    for item in body.get("items") or () if kind == "invoice" else ():
+        if item.get("description", "") is None:
+            del item["description"]
+    return body

@@ -4,6 +4,7 @@ import re
 
 from tests.fake_feed import BASE
 from tests.fake_oms import FakeOms, make_order
+from tests.vtex_spec import assert_request_matches_spec
 
 
 class FakeVtexUpdates(FakeOms):
@@ -13,6 +14,7 @@ class FakeVtexUpdates(FakeOms):
         super().__init__(rsps, base)
         self.invoices = {}       # order id -> {invoice number: body}
         self.calls = []          # (route, order id, invoice number or "", body)
+        self.spec_violations = []  # requests that VTEX's published spec does not allow (checked at teardown)
         self.answer = {}         # route -> list of (status, body) to answer before succeeding
         order = r"/api/oms/pvt/orders/([^/]+)"
         rsps.add_callback("POST", re.compile(re.escape(base) + order + r"/invoice$"), callback=self._invoice)
@@ -32,6 +34,10 @@ class FakeVtexUpdates(FakeOms):
         return m.group(1), m.group(2) or ""
 
     def _record(self, route, request):
+        try:
+            assert_request_matches_spec(request)
+        except Exception as exc:  # recorded, not raised: the hub would take it for VTEX's answer
+            self.spec_violations.append(f"{request.method} {request.url}: {exc}")
         order_id, number = self._parts(request)
         body = json.loads(request.body) if request.body else None
         with self.lock:

@@ -77,8 +77,11 @@ def oms(vtex):
 
 @pytest.fixture
 def vtex_updates(vtex):
-    """The way back's VTEX: FakeOms plus the invoice, tracking, delivery and cancel calls."""
-    return FakeVtexUpdates(vtex)
+    """The way back's VTEX: FakeOms plus the invoice, tracking, delivery and cancel calls; every
+    request the hub sends is checked against VTEX's published spec."""
+    fake = FakeVtexUpdates(vtex)
+    yield fake
+    assert fake.spec_violations == [], "the hub sent requests VTEX's spec does not allow"
 
 
 # ---------------------------------------------------------------------------- the recording adapters

@@ -6,7 +6,21 @@ from urllib.parse import parse_qs, urlsplit
 
 import jsonschema
 
-SPEC = json.loads((Path(__file__).parent / "fixtures" / "vtex-orders-api.extract.json").read_text())
+
+
+def _nullable(node):
+    """OpenAPI 3.0's `nullable: true` in JSON Schema's words (a type that also admits null)."""
+    if isinstance(node, list):
+        return [_nullable(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _nullable(v) for k, v in node.items()}
+    if out.pop("nullable", False) is True and isinstance(out.get("type"), str):
+        out["type"] = [out["type"], "null"]
+    return out
+
+
+SPEC = _nullable(json.loads((Path(__file__).parent / "fixtures" / "vtex-orders-api.extract.json").read_text()))
 
 
 def _deref(node):

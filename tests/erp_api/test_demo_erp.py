@@ -46,7 +46,7 @@ def test_the_demo_erp_invoices_a_delivered_order_through_the_erp_api(live_server
     send_due(budget=10)
     assert [c[0] for c in oms.calls] == ["invoice", "tracking"]
     invoice = oms.calls[0][3]
-    assert invoice["invoiceValue"] == raw["value"]
+    assert invoice["invoiceValue"] == str(raw["value"])  # VTEX's spec: a string of cents
     assert invoice["items"] == [{"id": i["id"], "price": i["sellingPrice"], "quantity": i["quantity"]} for i in raw["items"]]
     assert oms.calls[1][3]["trackingNumber"] and Order.objects.get(order_id="2001-01").vtex_status == "invoiced"
     # After a restart the demo ERP answers the same file again: the hub knows both, VTEX hears nothing new.

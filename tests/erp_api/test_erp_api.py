@@ -22,7 +22,7 @@ def test_an_invoice_is_stored_and_answered_202_before_any_call_to_vtex(client, t
     data = response.json()
     assert data["status"] == "queued" and data["kind"] == "invoice" and data["invoiceNumber"] == "NF-1"
     update = VtexUpdate.objects.get(pk=data["id"])
-    assert update.order == handled_order and update.body["invoiceValue"] == 5970 and update.source == "api"
+    assert update.order == handled_order and update.body["invoiceValue"] == "5970" and update.source == "api"
     assert oms.count("invoice") == 0
 
 
@@ -38,7 +38,7 @@ def test_another_body_before_it_was_sent_replaces_it_and_after_it_was_sent_is_a_
     first = post(client, f"{BASE}/1001-01/invoice", invoice_body(value=100), token).json()
     replaced = post(client, f"{BASE}/1001-01/invoice", invoice_body(value=200), token)
     assert replaced.status_code == 202 and replaced.json()["id"] == first["id"] and replaced.json()["replaced"]
-    assert VtexUpdate.objects.get().body["invoiceValue"] == 200
+    assert VtexUpdate.objects.get().body["invoiceValue"] == "200"  # VTEX's spec: a string of cents
     VtexUpdate.objects.update(status=UpdateStatus.SENT)
     correction = post(client, f"{BASE}/1001-01/invoice", invoice_body(value=300), token)
     assert correction.status_code == 202
@@ -68,6 +68,40 @@ def test_an_invalid_invoice_is_400_naming_the_field_and_nothing_is_stored(client
     assert response.json()["field"] == field
     assert field in response.json()["error"]
     assert not VtexUpdate.objects.exists()
+
+
+def test_the_cents_are_sent_as_vtex_types_them_whichever_form_the_erp_used(client, token, handled_order, oms):
+    first = post(client, f"{BASE}/1001-01/invoice", invoice_body(value=5970), token).json()
+    again = post(client, f"{BASE}/1001-01/invoice", invoice_body(value="5970"), token)
+    assert again.status_code == 200 and again.json()["id"] == first["id"]  # one update, not a replacement
+    assert VtexUpdate.objects.get().body["invoiceValue"] == "5970"
+
+
+def test_a_null_vtex_does_not_allow_is_left_out_and_one_it_allows_is_kept(client, token, handled_order, oms):
+    body = invoice_body(courier=None, invoiceUrl=None)
+    body["items"][0]["description"] = None
+    assert post(client, f"{BASE}/1001-01/invoice", body, token).status_code == 202
+    stored = VtexUpdate.objects.get().body
+    assert "courier" not in stored and "description" not in stored["items"][0]  # not nullable in VTEX's spec
+    assert stored["invoiceUrl"] is None  # nullable in VTEX's spec
+
+
+@pytest.mark.parametrize("field", ["city", "state", "description", "date"])
+def test_a_delivery_event_without_a_field_vtex_requires_is_400(client, token, handled_order, field):
+    body = json.loads(json.dumps(DELIVERY))
+    del body["events"][0][field]
+    response = post(client, f"{BASE}/1001-01/invoice/NF-1/tracking", body, token, method="put")
+    assert response.status_code == 400, response.content
+    assert response.json()["field"] == f"events[0].{field}"
+    assert not VtexUpdate.objects.exists()
+
+
+@pytest.mark.parametrize("path", ["/erp-api/teststore/api/oms/pvt/orders//invoice", "/erp-api/teststore/nothing-here",
+                                  "/erp-api/teststore/api/oms/pvt/orders/1001-01/invoice/"])
+def test_a_path_the_api_does_not_have_is_a_json_404(client, token, path):
+    response = client.post(path, data="{}", content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 404 and response["Content-Type"].startswith("application/json")
+    assert "no such path" in response.json()["error"]
 
 
 def test_not_json_is_400(client, token, handled_order):

@@ -33,7 +33,7 @@ def test_invoice_tracking_and_delivery_go_out_in_order_and_the_order_shows_invoi
         update.refresh_from_db()
         assert update.status == UpdateStatus.SENT and update.vtex_receipt
         assert update.attempt_log.get().outcome == AttemptOutcome.SUCCEEDED
-    assert oms.calls[0][3] == invoice_body()  # VTEX's body, exactly
+    assert oms.calls[0][3] == {**invoice_body(), "invoiceValue": "5970"}  # VTEX's body; the cents as its spec types them
     assert Order.objects.get(pk=handled_order.pk).vtex_status == "invoiced"
     assert oms.invoices["1001-01"]["NF-1"]["trackingNumber"] == "TRK-1"
     assert send_due(budget=10).sent == 0 and len(oms.calls) == 3  # nothing twice
