@@ -77,11 +77,13 @@ def spawn(cmd, env, log_path):
 
 
 def stop_process(proc, grace=15.0):
-    """SIGTERM the process group, then SIGKILL what is still up (django-q2 can hang on shutdown)."""
+    """SIGINT the process group, as Ctrl-C does, then SIGKILL what is still up (django-q2 can hang
+    on shutdown). SIGINT, not SIGTERM: django-q2's workers ignore SIGINT and finish their task (the
+    feed poller commits the handles it holds), but die at once on SIGTERM."""
     if proc is None or proc.poll() is not None:
         return
     try:
-        os.killpg(proc.pid, signal.SIGTERM)
+        os.killpg(proc.pid, signal.SIGINT)
     except ProcessLookupError:
         return
     try:

@@ -41,7 +41,11 @@ class HubCluster(Cluster):
 class Command(qcluster.Command):
     def handle(self, *args, **options):
         if settings.Q_CLUSTER_PRELOAD:
-            preload_before_fork()
+            try:
+                preload_before_fork()
+            except KeyboardInterrupt:  # Ctrl-C (or runhub stopping) in the second before the cluster starts
+                log.info("stopped before the cluster started")
+                return
         shutdown.prepare()
         # django-q2's own handle() (2.x), with the cluster above in place of its Cluster.
         settings.SECRET_KEY  # the cluster signs its tasks: fail here without a key
