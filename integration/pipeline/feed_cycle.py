@@ -334,7 +334,8 @@ def run_feed_turn(account, owner, flow, *, budget=None, interval=None):
             # A stopping cluster: the lot in hand (and one read ahead) is committed, no other is retrieved.
             more_time = time.monotonic() - started < budget and not shutdown.requested()
             call = reader.started_at if reader.pending else time.monotonic()
-            lot = _one_batch(account, client, summary, reader, read_ahead=more_time, pending=flow.pending)
+            lot = _one_batch(account, client, summary, reader, read_ahead=more_time,
+                             pending=flow.pending if _may_share_commits(account, flow) else None)
             if lot >= MAXLOT:
                 flow.previous_call = call
                 if reader.pending or more_time:
@@ -376,19 +377,23 @@ def run_feed_turn(account, owner, flow, *, budget=None, interval=None):
     return summary, next_poll
 
 
-def _keep_waiting(account, flow, summary, next_poll):
-    """May the handles wait for the store's next turn? Only if it comes within FEED_COMMIT_DELAY,
-    the oldest handle is not past it, and the feed's visibility timeout leaves ample room."""
-    pending = flow.pending
-    if not (summary.ok and not pending.due() and not shutdown.requested()
-            and next_poll + (time.monotonic() - pending.since) < pending.delay):
-        return False
+def _may_share_commits(account, flow):
+    """May handles wait for a shared commit at all? Only when the feed's visibility timeout (the
+    hub's feed configuration, read once per poller) leaves ample room: a store another poller
+    turns next keeps this poller's handles until this poller ends (within FEED_CYCLE_BUDGET and a
+    turn), so the timeout must outlast that too. A shorter one gets a commit every lot."""
     if flow.visibility_timeout is None:
         config = FeedConfiguration.objects.filter(account_id=account.pk).values_list("visibility_timeout", flat=True)
         flow.visibility_timeout = config.first() or 0
-    # A store another poller turns next keeps this poller's handles until this poller ends (within
-    # FEED_CYCLE_BUDGET and a turn): the visibility timeout must outlast that too.
-    return flow.visibility_timeout >= max(4 * pending.delay, settings.FEED_CYCLE_BUDGET + 2 * settings.FEED_TURN_BUDGET)
+    return flow.visibility_timeout >= max(4 * settings.FEED_COMMIT_DELAY, settings.FEED_CYCLE_BUDGET + 2 * settings.FEED_TURN_BUDGET)
+
+
+def _keep_waiting(account, flow, summary, next_poll):
+    """May the handles wait for the store's next turn? Only if it comes within FEED_COMMIT_DELAY
+    and the oldest handle is not past it (and `_may_share_commits`, or none would be waiting)."""
+    pending = flow.pending
+    return (summary.ok and not pending.due() and not shutdown.requested()
+            and next_poll + (time.monotonic() - pending.since) < pending.delay)
 
 
 def _commit_waiting(account, pending, summary, client=None):

@@ -268,14 +268,16 @@ def test_handles_do_not_wait_past_the_delay(account, vtex, poll_settings, enqueu
     assert summary.ok and summary.committed == 8 and feed.commit_calls == 1
 
 
-def test_a_short_visibility_timeout_gets_a_commit_every_turn(account, vtex, poll_settings, enqueued):
+def test_a_short_visibility_timeout_gets_a_commit_every_lot(account, vtex, poll_settings, enqueued):
     account.feed_config.visibility_timeout = 10  # items come back after 10 s: no handle may wait
     account.feed_config.save()
     feed = FakeFeed(vtex)
-    feed.add(*[feed_item(f"{k}-01") for k in range(8)])
+    feed.add(*[feed_item(f"{k}-01") for k in range(28)])
     take_lease(Account.objects.filter(pk=account.pk), "poller-test", 60)
-    summary, _ = run_feed_turn(account, "poller-test", Flow(), interval=1)
-    assert summary.ok and summary.committed == 8 and feed.commit_calls == 1
+    flow = Flow()
+    summary, _ = run_feed_turn(account, "poller-test", flow, interval=1)
+    assert summary.ok and summary.committed == 28 and not flow.pending
+    assert feed.commit_calls == 3  # 10, 10 and 8: one commit a lot, within the turn and at its end
 
 
 def test_a_shared_commit_that_fails_loses_nothing(account, vtex, poll_settings, enqueued):
