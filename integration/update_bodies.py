@@ -187,7 +187,8 @@ def _drop_nulls_vtex_refuses(kind, body):
     for name in NOT_NULLABLE.get(kind, ()):
         if name in body and body[name] is None:
             del body[name]
-    for item in body.get("items") or () if kind == "invoice" else ():
-        if item.get("description", "") is None:
-            del item["description"]
+    if kind == "invoice":  # an item's description is not nullable either
+        for item in body["items"]:
+            if "description" in item and item["description"] is None:
+                del item["description"]
     return body

@@ -95,7 +95,7 @@ def _not_found(request, exc):
     return _error(request, 404, "Not found.")
 
 
-def path_not_found(request, rest=""):
+def path_not_found(request):
     """Any other path under /erp-api/ (an empty order id: `orders//invoice`): JSON like the rest of
     this API, not Django's HTML page. Mounted after the API's own routes in integration/urls.py."""
     return _error(request, 404, "Not found: no such path in the ERP API (its paths are in /erp-api/openapi.json).")

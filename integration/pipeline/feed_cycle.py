@@ -327,6 +327,7 @@ def run_feed_turn(account, owner, flow, *, budget=None, interval=None):
     client = None
     try:
         client = client_for(account)
+        pending = flow.pending if _may_share_commits(account, flow) else None
         while True:
             if summary.batches and not renew_lease(lease, owner, settings.FEED_LEASE_TTL):
                 summary.ok, summary.error = False, "lost the store's lease (the turn ran past FEED_LEASE_TTL)"
@@ -334,8 +335,7 @@ def run_feed_turn(account, owner, flow, *, budget=None, interval=None):
             # A stopping cluster: the lot in hand (and one read ahead) is committed, no other is retrieved.
             more_time = time.monotonic() - started < budget and not shutdown.requested()
             call = reader.started_at if reader.pending else time.monotonic()
-            lot = _one_batch(account, client, summary, reader, read_ahead=more_time,
-                             pending=flow.pending if _may_share_commits(account, flow) else None)
+            lot = _one_batch(account, client, summary, reader, read_ahead=more_time, pending=pending)
             if lot >= MAXLOT:
                 flow.previous_call = call
                 if reader.pending or more_time:
@@ -371,8 +371,8 @@ def run_feed_turn(account, owner, flow, *, budget=None, interval=None):
             # every few seconds: VTEX is spared, and ALERT_CYCLE_FAILURES in a row still mean a while.
             next_poll = min(60.0, max(interval, 15.0) * 2 ** min(account.consecutive_cycle_failures, 2))
         next_poll = max(0.0, next_poll)
-        if flow.pending and not _keep_waiting(account, flow, summary, next_poll):
-            _commit_waiting(account, flow.pending, summary, client)
+        if flow.pending and not _keep_waiting(flow.pending, summary, next_poll):
+            commit_waiting(account, flow.pending, summary, client)
         _release_and_record(lease, owner, account, summary, next_poll=next_poll)
     return summary, next_poll
 
@@ -388,27 +388,24 @@ def _may_share_commits(account, flow):
     return flow.visibility_timeout >= max(4 * settings.FEED_COMMIT_DELAY, settings.FEED_CYCLE_BUDGET + 2 * settings.FEED_TURN_BUDGET)
 
 
-def _keep_waiting(account, flow, summary, next_poll):
+def _keep_waiting(pending, summary, next_poll):
     """May the handles wait for the store's next turn? Only if it comes within FEED_COMMIT_DELAY
     and the oldest handle is not past it (and `_may_share_commits`, or none would be waiting)."""
-    pending = flow.pending
     return (summary.ok and not pending.due() and not shutdown.requested()
             and next_poll + (time.monotonic() - pending.since) < pending.delay)
 
 
-def _commit_waiting(account, pending, summary, client=None):
-    """Commit the handles waiting; a failure is logged, not raised (VTEX offers the items again)."""
+def commit_waiting(account, pending, summary=None, client=None):
+    """Commit the handles waiting (at a turn's end, or the poller's); a failure is logged, not
+    raised (VTEX offers the items again)."""
+    count = len(pending)  # flush() empties it before calling VTEX
+    if not count:
+        return
     try:
-        pending.flush(account, client or client_for(account), summary)
+        pending.flush(account, client or client_for(account), summary or CycleSummary(account=account.account_name))
     except Exception as exc:
         log.warning("feed: could not commit %d stored handles of store=%s (VTEX offers them again): %s",
-                    len(pending), account.account_name, redact(f"{type(exc).__name__}: {exc}"))
-
-
-def commit_waiting(account, flow):
-    """The poller's end: commit what its turns left waiting for this store."""
-    if flow.pending:
-        _commit_waiting(account, flow.pending, CycleSummary(account=account.account_name))
+                    count, account.account_name, redact(f"{type(exc).__name__}: {exc}"))
 
 
 def run_queued_feed_cycle(account_id):

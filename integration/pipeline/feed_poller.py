@@ -268,7 +268,7 @@ class _Turns:
         # Handles the last turns left waiting for a shared commit: committed now, not lost with the
         # flows (VTEX would offer their items again after the visibility timeout, as duplicates).
         for pk, flow in self.flows.items():
-            commit_waiting(self.accounts[pk], flow)
+            commit_waiting(self.accounts[pk], flow.pending)
 
     def _work(self):
         try:

@@ -62,7 +62,7 @@ def test_a_turn_keeps_retrieving_while_the_lots_come_full(account, vtex, poll_se
     # is due within FEED_COMMIT_DELAY (or for the poller's end).
     assert summary.committed == 20 and feed.commit_calls == 1 and len(flow.pending) == 15
     assert FeedEvent.objects.filter(committed_at__isnull=False).count() == 20
-    commit_waiting(account, flow)
+    commit_waiting(account, flow.pending)
     assert len(feed.committed) == 35 and feed.commit_calls == 2 and not flow.pending
     assert FeedEvent.objects.filter(committed_at__isnull=False).count() == 35
 

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 from django.core.management import call_command
+
 from integration import shutdown
 from integration.management.commands import qcluster as hub_qcluster
 from integration.plugins import manager
