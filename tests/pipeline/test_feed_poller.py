@@ -241,7 +241,10 @@ def test_a_backlog_is_committed_two_lots_to_a_call_and_the_poller_commits_the_re
     feed.add(*[feed_item(f"{n}-01") for n in range(45)])
     run_poller(run_seconds=120, hand_over=False, until_idle=True)
     assert len(feed.committed) == 45 and not feed.items
-    assert feed.retrieve_calls == 5 and feed.commit_calls == 3  # 20 + 20 + the 5 left at the end: 8 calls, not 10
+    assert feed.commit_calls == 3  # 20 + 20 + the 5 left at the end, not 5 commits
+    # Five retrieves, and a sixth (empty) one when the flow's estimate makes the store due again
+    # before the pass ends: the database's speed decides which (PostgreSQL is slower here).
+    assert feed.retrieve_calls in (5, 6)
     assert FeedEvent.objects.filter(committed_at__isnull=True).count() == 0
 
 
