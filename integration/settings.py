@@ -151,7 +151,7 @@ START_HANDLING_MAX_ATTEMPTS = env_int("START_HANDLING_MAX_ATTEMPTS", 8)
 DISPATCH_BATCH_SIZE = env_int("DISPATCH_BATCH_SIZE", 50)
 # "Retry all matching this filter" releases that many syncs a minute, so an ERP back from an outage is not flooded.
 RETRY_ALL_PER_MINUTE = env_int("RETRY_ALL_PER_MINUTE", 600)
-DISPATCH_CONCURRENCY = env_int("DISPATCH_CONCURRENCY", 16)
+DISPATCH_CONCURRENCY = env_int("DISPATCH_CONCURRENCY", 50)
 # Every failed attempt keeps its request and response excerpts; of the successful ones, one in
 # this many (1: all). Redacting and storing the excerpt of every success cost CPU and most of
 # an order's bytes in the database.
@@ -270,8 +270,8 @@ VTEX_RATE_RAISE_SECONDS = env_int("VTEX_RATE_RAISE_SECONDS", 15)
 # While a route is saturated (most calls waited for their slot) and VTEX answers without 429, its
 # learned cap grows by this percent of itself every VTEX_RATE_FAST_RAISE_SECONDS ("slow start";
 # 0: only the additive raise above). Not in the 15 minutes after a 429.
-VTEX_RATE_FAST_RAISE_PERCENT = env_int("VTEX_RATE_FAST_RAISE_PERCENT", 50)
-VTEX_RATE_FAST_RAISE_SECONDS = env_int("VTEX_RATE_FAST_RAISE_SECONDS", 5)
+VTEX_RATE_FAST_RAISE_PERCENT = env_int("VTEX_RATE_FAST_RAISE_PERCENT", 100)
+VTEX_RATE_FAST_RAISE_SECONDS = env_int("VTEX_RATE_FAST_RAISE_SECONDS", 3)
 
 # /health/ reports a store unhealthy when its last feed cycle is older than this.
 HEALTH_CYCLE_STALE_SECONDS = env_int("HEALTH_CYCLE_STALE_SECONDS", 300)

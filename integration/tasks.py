@@ -41,7 +41,7 @@ def feed_cycle_for_account(account_id):
 @_flushing_counts
 def dispatch(account_id=None):
     queueing.dispatch_started(account_id)
-    return dispatching.dispatch_due(account_id=account_id).line()
+    return dispatching.dispatch_due(account_id=account_id, then_any_store=True).line()
 
 
 @_flushing_counts

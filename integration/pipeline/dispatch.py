@@ -45,7 +45,7 @@ from integration.plugins.manager import get_registry, notify
 from integration.plugins.parsed_order import InvalidOrder, parse_order
 from integration.redaction import excerpt, redact
 from integration.vtex import errors
-from integration.pipeline.vtex_access import client_for
+from integration.pipeline.vtex_access import client_for, http_only_thread
 from integration.vtex.statuses import READY_FOR_HANDLING
 
 log = logging.getLogger(__name__)
@@ -153,23 +153,30 @@ def dispatch_batch(*, owner=None, limit=None, account_id=None, concurrency=None)
     return report
 
 
-def dispatch_due(*, budget=None, account_id=None, owner=None, concurrency=None):
-    """Dispatch lots until nothing is due or the time budget is spent."""
+def dispatch_due(*, budget=None, account_id=None, owner=None, concurrency=None, then_any_store=False):
+    """Dispatch lots until nothing is due or the time budget is spent.
+
+    `then_any_store`: once the store `account_id` has nothing due, go on with any store's due
+    work for the rest of the budget. A store's dispatch is enqueued when its intake stores a lot;
+    when intake of a burst ends first, the dispatches already running are the only ones left,
+    and without this the last store's backlog was worked by one worker while the others idled."""
     budget = settings.DISPATCH_BUDGET if budget is None else budget
     started = time.monotonic()
     total = DispatchReport()
     while time.monotonic() - started < budget:
         report = dispatch_batch(owner=owner, account_id=account_id, concurrency=concurrency)
         if not report.orders:
+            if then_any_store and account_id is not None:
+                account_id = None
+                continue
             break
         total.add(report)
     return total
 
 
 def _in_threads(func, items, threads):
-    """func(item) for every item, on up to `threads` threads. The work done there is HTTP; a
-    thread that touched the database anyway (a route-pause lookup) closes its connection at the
-    end, since the thread ends with the lot."""
+    """func(item) for every item, on up to `threads` threads. The work done there is HTTP; the
+    rare statement of a VTEX client's route guard closes its connection at once (`http_only_thread`)."""
     items = list(items)
     if not items:
         return []
@@ -180,14 +187,15 @@ def _in_threads(func, items, threads):
 
     def worker():
         try:
-            while True:
-                try:
-                    index, item = todo.popleft()
-                except IndexError:
-                    return
-                results[index] = func(item)
+            with http_only_thread():
+                while True:
+                    try:
+                        index, item = todo.popleft()
+                    except IndexError:
+                        return
+                    results[index] = func(item)
         finally:
-            connection.close()
+            connection.close()  # an adapter's own statement, if a plugin made one
 
     threads = min(threads, len(items))
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dispatch") as pool:

@@ -6,8 +6,9 @@ and, like TCP's congestion window (slow start, additive increase, multiplicative
 
 * while the route is **saturated** (calls queued for their slots: the cap, not the work, set the
   pace) and VTEX answers without a 429, the cap grows by VTEX_RATE_FAST_RAISE_PERCENT of itself
-  after every VTEX_RATE_FAST_RAISE_SECONDS window, up to VTEX_RATE_CEILINGS ("slow start": a
-  backlog reaches the ceiling in seconds instead of minutes). Not within FAST_RAISE_AFTER_CUT
+  (100: it doubles, as TCP's window doubles every round trip in slow start) after every
+  VTEX_RATE_FAST_RAISE_SECONDS window, up to VTEX_RATE_CEILINGS ("slow start": a backlog reaches
+  the ceiling in seconds instead of minutes). Not within FAST_RAISE_AFTER_CUT
   seconds of a 429: VTEX has just shown where its limit is, and the cap creeps towards it as below;
 * otherwise, after every VTEX_RATE_RAISE_SECONDS (or more) in which the route used at least half
   its cap and VTEX answered without a 429, the cap goes up by VTEX_RATE_RAISE_PERCENT of the
@@ -115,12 +116,12 @@ def _row(account_id, route):
 def cap(account_id, route):
     """The cap in force for this store's route: from this process's copy, read again every REFRESH_SECONDS."""
     key = (account_id, route)
-    entry = _cached.get(key)
-    now = time.monotonic()
-    if entry is not None and now - entry[1] < REFRESH_SECONDS:
-        return entry[0]
-    if entry is not None:
-        with _lock:  # the other threads keep using the copy while this one reads the row
+    with _lock:
+        entry = _cached.get(key)
+        now = time.monotonic()
+        if entry is not None and now - entry[1] < REFRESH_SECONDS:
+            return entry[0]
+        if entry is not None:  # the other threads keep using the copy while this one reads the row
             _cached[key] = (entry[0], now)
     return sync(account_id, route)
 

@@ -1,11 +1,13 @@
 """The VTEX client as the hub uses it: built from a store's row, with route pauses kept in the
 database (seen by every worker), the shared per-route rate cap (learned from VTEX's answers,
 `route_caps`) and per-process response counts."""
+import contextlib
 import math
 import threading
 import time
 
 from django.conf import settings
+from django.db import connection
 
 from integration import ratelimit
 from integration.models import RoutePause
@@ -38,9 +40,30 @@ def take_response_counts():
 
 # A route pause is looked up in the database at most once a second per process and route while
 # none is active (a pause another worker records is seen within that second); a pause this
-# process records, or finds, is honoured at once.
+# process records, or finds, is honoured at once. One thread looks it up; the others use the
+# last answer meanwhile (fifty threads of a lot would otherwise all look it up at once).
 PAUSE_CHECK_SECONDS = 1.0
 _pause_checked = {}  # (store pk, route) -> monotonic time of the last lookup that found no pause
+_pause_lock = threading.Lock()
+_http_thread = threading.local()
+
+
+@contextlib.contextmanager
+def http_only_thread():
+    """Mark the current thread as one of a dispatch lot's HTTP threads: the rare statement its
+    VTEX client makes (a route-pause lookup, a learned cap read, a 429 recorded) closes its
+    connection at once, so a lot of fifty threads holds no more connections than the worker's
+    own plus the lookup under way."""
+    _http_thread.active = True
+    try:
+        yield
+    finally:
+        _http_thread.active = False
+
+
+def _statement_done():
+    if getattr(_http_thread, "active", False):
+        connection.close()
 
 
 class DatabaseRouteGuard:
@@ -52,25 +75,40 @@ class DatabaseRouteGuard:
 
     def paused_until(self, route):
         key = (self.account_id, route)
-        checked = _pause_checked.get(key)
-        if checked is not None and time.monotonic() - checked < PAUSE_CHECK_SECONDS:
-            return None
-        paused_until = RoutePause.active_until(self.account_id, route)
-        if paused_until is None:
-            _pause_checked[key] = time.monotonic()
-        else:
-            _pause_checked.pop(key, None)
+        with _pause_lock:
+            checked = _pause_checked.get(key)
+            if checked is not None and time.monotonic() - checked < PAUSE_CHECK_SECONDS:
+                return None
+            if checked is not None:  # another thread uses the last answer while this one looks
+                _pause_checked[key] = time.monotonic()
+        try:
+            paused_until = RoutePause.active_until(self.account_id, route)
+        finally:
+            _statement_done()
+        with _pause_lock:
+            if paused_until is None:
+                _pause_checked[key] = time.monotonic()
+            else:
+                _pause_checked.pop(key, None)
         return paused_until
 
     def pause(self, route, seconds, reason, status=None):
-        RoutePause.pause(self.account_id, route, seconds, reason=reason)
-        _pause_checked.pop((self.account_id, route), None)
-        if status == 429:
-            route_caps.rate_limited(self.account_id, route, seconds)
+        try:
+            RoutePause.pause(self.account_id, route, seconds, reason=reason)
+            with _pause_lock:
+                _pause_checked.pop((self.account_id, route), None)
+            if status == 429:
+                route_caps.rate_limited(self.account_id, route, seconds)
+        finally:
+            _statement_done()
 
     def wait_for_slot(self, route):
         try:
-            wait = ratelimit.wait_for_slot(self.account_id, route, cap=route_caps.cap(self.account_id, route))
+            cap = route_caps.cap(self.account_id, route)
+        finally:
+            _statement_done()
+        try:
+            wait = ratelimit.wait_for_slot(self.account_id, route, cap=cap)
         except ratelimit.QueueTooLong as exc:
             # Not sent, like a call on a paused route: the caller postpones the work (a sync, a
             # start-handling, an update) by the queue's length instead of going over the cap.

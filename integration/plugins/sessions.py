@@ -23,13 +23,19 @@ _lock = threading.Lock()
 _sessions: dict = {}
 
 
-def http_session(key, *, url=None, pool_size=16) -> requests.Session:
+def http_session(key, *, url=None, pool_size=None) -> requests.Session:
     """The process's session for `key` (any hashable: an adapter key and the endpoint's origin,
-    say), made on first use with up to `pool_size` kept-alive connections per host. `url`: a URL
+    say), made on first use with up to `pool_size` kept-alive connections per host (default: as
+    many as a dispatch lot has threads, `DISPATCH_CONCURRENCY`; a smaller pool made the threads
+    beyond it open a connection per delivery and throw it away). `url`: a URL
     the session will call, for the proxy settings of the environment. Never close it: it outlives
     the adapter."""
     session = _sessions.get(key)
     if session is None:
+        if pool_size is None:
+            from django.conf import settings
+
+            pool_size = max(16, settings.DISPATCH_CONCURRENCY)
         with _lock:
             session = _sessions.get(key)
             if session is None:

@@ -5,6 +5,7 @@ import pytest
 from django.utils import timezone
 
 from integration.models import (
+    Account,
     AdapterBinding,
     AttemptOutcome,
     FeedEvent,
@@ -19,6 +20,7 @@ from integration.pipeline.feed_cycle import run_feed_cycle
 from integration.plugins.contract import PermanentError
 from tests.fake_feed import feed_item
 from tests.pipeline.steps import cycle
+from tests.shared_fixtures import make_hub_order, make_sync
 
 pytestmark = pytest.mark.django_db
 
@@ -114,3 +116,35 @@ def test_rate_limit_on_get_order_postpones_without_spending_attempts(account, bi
     sync = OrderSync.objects.filter(binding__adapter_key="rec_a").get()
     assert sync.attempts == 0 and sync.status == SyncStatus.PENDING
     assert 20 < (sync.next_attempt_at - timezone.now()).total_seconds() <= 31
+
+
+# --- A dispatch task that ran out of its own store's work helps the others ---
+
+def _two_stores_with_due_sends(make_account, vtex):
+    from tests.fake_oms import FakeOms
+
+    other = make_account(name="Other store", account_name="otherstore", app_key="vtexappkey-otherstore-ABCDEF",
+                         api_base_url="https://otherstore.vtexcommercestable.com.br")
+    due = {}
+    for store in (Account.objects.get(account_name="teststore"), other):
+        oms = FakeOms(vtex, base=store.base_url)
+        binding = AdapterBinding.objects.create(account=store, adapter_key="rec_a", name="A")
+        order = make_hub_order(store, f"{store.pk}00-01")
+        oms.add(order.order_id)
+        due[store.account_name] = make_sync(order, binding, SyncStatus.PENDING, next_attempt_at=timezone.now())
+    return other, due
+
+
+def test_a_store_dispatch_goes_on_with_another_store_s_due_work_when_its_own_is_done(account, vtex, recorder, make_account):
+    other, due = _two_stores_with_due_sends(make_account, vtex)
+    report = dispatch_due(budget=10, account_id=account.pk, then_any_store=True)
+    assert report.orders == 2 and report.succeeded == 2
+    assert {s.status for s in OrderSync.objects.filter(pk__in=[s.pk for s in due.values()])} == {SyncStatus.SUCCEEDED}
+
+
+def test_a_store_dispatch_keeps_to_its_store_unless_asked(account, vtex, recorder, make_account):
+    other, due = _two_stores_with_due_sends(make_account, vtex)
+    report = dispatch_due(budget=10, account_id=account.pk)
+    assert report.orders == 1
+    due["otherstore"].refresh_from_db()
+    assert due["otherstore"].status == SyncStatus.PENDING and not due["otherstore"].attempt_log.exists()
