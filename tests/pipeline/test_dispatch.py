@@ -120,7 +120,7 @@ def test_rate_limit_on_get_order_postpones_without_spending_attempts(account, bi
 
 # --- A dispatch task that ran out of its own store's work helps the others ---
 
-def _two_stores_with_due_sends(make_account, vtex):
+def _two_stores_with_due_sends(make_account, vtex, per_store=1):
     from tests.fake_oms import FakeOms
 
     other = make_account(name="Other store", account_name="otherstore", app_key="vtexappkey-otherstore-ABCDEF",
@@ -129,9 +129,10 @@ def _two_stores_with_due_sends(make_account, vtex):
     for store in (Account.objects.get(account_name="teststore"), other):
         oms = FakeOms(vtex, base=store.base_url)
         binding = AdapterBinding.objects.create(account=store, adapter_key="rec_a", name="A")
-        order = make_hub_order(store, f"{store.pk}00-01")
-        oms.add(order.order_id)
-        due[store.account_name] = make_sync(order, binding, SyncStatus.PENDING, next_attempt_at=timezone.now())
+        for n in range(per_store):
+            order = make_hub_order(store, f"{store.pk}0{n}-01")
+            oms.add(order.order_id)
+            due[store.account_name] = make_sync(order, binding, SyncStatus.PENDING, next_attempt_at=timezone.now())
     return other, due
 
 
@@ -148,3 +149,12 @@ def test_a_store_dispatch_keeps_to_its_store_unless_asked(account, vtex, recorde
     assert report.orders == 1
     due["otherstore"].refresh_from_db()
     assert due["otherstore"].status == SyncStatus.PENDING and not due["otherstore"].attempt_log.exists()
+
+
+def test_a_dispatch_that_helps_takes_the_stores_with_a_backlog_in_turn(account, vtex, recorder, make_account, settings):
+    settings.DISPATCH_BATCH_SIZE = 1  # a lot an order: the order of the lots is the order of the calls
+    other, _ = _two_stores_with_due_sends(make_account, vtex, per_store=3)
+    report = dispatch_due(budget=10, account_id=account.pk, then_any_store=True)
+    assert report.orders == 6
+    stores = [Order.objects.get(order_id=c[2]).account_id for c in recorder.calls]
+    assert stores == [account.pk, other.pk] * 3  # both backlogs worked at once, not one after the other
