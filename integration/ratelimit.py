@@ -139,8 +139,10 @@ class _Allotment:
         self.refilled_at = float("-inf")
         self.wasted = False
 
-    def take(self, account_id, route, cap, reserve):
-        """The wait (seconds) before the next slot of this process's chunk; reserves a new chunk when empty."""
+    def take(self, account_id, route, cap, reserve, max_wait=float("inf")):
+        """The wait (seconds) before the next slot of this process's chunk; reserves a new chunk when
+        empty. A slot more than `max_wait` away is kept for the next call of this process rather
+        than taken: the caller does not call, and a slot given up was a call lost from the cap."""
         interval, tolerance = spacing(cap)
         with self.lock:
             now = time.monotonic()
@@ -161,8 +163,10 @@ class _Allotment:
                 self.refilled_at = now = time.monotonic()
                 first = now + offset  # measured after the round trip: never earlier than the shared schedule's
                 slots.extend(first + i * interval for i in range(self.chunk))
-            slot = slots.popleft()
-        return max(0.0, slot - tolerance - now)
+            wait = max(0.0, slots[0] - tolerance - now)
+            if wait <= max_wait:
+                slots.popleft()
+        return wait
 
     def drop(self):
         with self.lock:
@@ -196,8 +200,8 @@ def forget_slots(account_id, route):
 
 class QueueTooLong(Exception):
     """More calls are queued for this store's route than `max_wait` seconds of its cap: this one is
-    not made. Calling early instead would put more than the cap into a minute (16 threads of three
-    workers queueing on a cap of 120 a minute wait over 30 s); the caller postpones the work."""
+    not made. Calling early instead would put more than the cap into a minute (50 threads of three
+    workers queueing on a cap of 120 a minute wait over a minute); the caller postpones the work."""
 
     def __init__(self, wait):
         super().__init__(f"{wait:.0f}s of calls queued for the rate cap")
@@ -209,14 +213,15 @@ def wait_for_slot(account_id, route, max_wait=30.0, cap=None):
 
     `cap`: calls a minute (the store's learned or pinned cap); None reads VTEX_RATE_LIMITS, 0 means
     no cap. Never sleeps longer than `max_wait`: with more queued than that, raises QueueTooLong
-    (the slot is given up) rather than call early."""
+    rather than call early, and keeps the slot for this process's next call (a lot's fifty threads
+    that each gave theirs up left a low cap a third unused)."""
     if cap is None:
         cap = cap_per_minute(route)
     if not cap:
         return 0.0
     home, reserve = _home()
     try:
-        wait = _allotment(home, account_id, route).take(account_id, route, cap, reserve)
+        wait = _allotment(home, account_id, route).take(account_id, route, cap, reserve, max_wait)
     except Exception as exc:  # the limiter must never stop the hub: an outage of it means no pacing
         log.warning("rate limiter unavailable (%s: %s); calling without pacing", type(exc).__name__, exc)
         return 0.0

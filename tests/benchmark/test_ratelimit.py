@@ -190,3 +190,29 @@ def test_a_lower_cap_gives_up_slots_reserved_for_the_higher_one(low_cap, setting
     ratelimit.forget_slots(1, "get_order")
     waits = [ratelimit.wait_for_slot(1, "get_order", cap=CAP) for _ in range(BURST + 2)]
     assert waits.count(0.0) <= BURST and waits[-1] > 0
+
+
+def test_a_call_that_would_wait_too_long_is_not_made_and_its_slot_goes_to_the_next_call(low_cap):
+    # A cap of 60 a minute: one call at once, then a slot about every second, one at a time.
+    interval, _ = ratelimit.spacing(60)
+    assert ratelimit.wait_for_slot(1, "get_order", cap=60) == 0.0
+    made, not_made, lock = [], [], threading.Lock()
+
+    def call():  # one of a lot's threads: it waits for its slot at most 2.5 intervals
+        try:
+            wait = ratelimit.wait_for_slot(1, "get_order", max_wait=2.5 * interval, cap=60)
+            with lock:
+                made.append(wait)
+        except ratelimit.QueueTooLong:
+            with lock:
+                not_made.append(1)
+
+    threads = [threading.Thread(target=call) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(made) == 2 and len(not_made) == 8  # the two slots within reach; the others not made
+    # The slot the eight found too far away was kept, not lost eight times over: the next call
+    # takes it about one interval on (giving each up pushed it eight intervals further).
+    assert ratelimit.wait_for_slot(1, "get_order", cap=60) < 1.5 * interval
