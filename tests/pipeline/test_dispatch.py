@@ -158,3 +158,4 @@ def test_a_dispatch_that_helps_takes_the_stores_with_a_backlog_in_turn(account, 
     assert report.orders == 6
     stores = [Order.objects.get(order_id=c[2]).account_id for c in recorder.calls]
     assert stores == [account.pk, other.pk] * 3  # both backlogs worked at once, not one after the other
+
