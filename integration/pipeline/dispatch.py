@@ -110,8 +110,13 @@ def _start_handling_due():
     )
 
 
+def _claimable_syncs():
+    """Due syncs whose order no dispatcher holds."""
+    return due_syncs().filter(Q(order__claimed_until__isnull=True) | Q(order__claimed_until__lt=Now()))
+
+
 def claim_due_orders(owner, limit, account_id=None):
-    syncs = due_syncs().filter(Q(order__claimed_until__isnull=True) | Q(order__claimed_until__lt=Now()))
+    syncs = _claimable_syncs()
     start_handling_due = _start_handling_due()
     if account_id is not None:
         syncs = syncs.filter(order__account_id=account_id)
@@ -200,8 +205,7 @@ STORES_LISTED_FOR = 5.0  # seconds a dispatch that takes the stores in turn keep
 
 def _stores_with_due_work():
     """The stores (pks, in order) with due work that no other dispatcher holds."""
-    free = Q(order__claimed_until__isnull=True) | Q(order__claimed_until__lt=Now())
-    stores = set(due_syncs().filter(free).values_list("order__account_id", flat=True).distinct())
+    stores = set(_claimable_syncs().values_list("order__account_id", flat=True).distinct())
     stores |= set(_start_handling_due().values_list("account_id", flat=True).distinct())
     return sorted(stores)
 
@@ -249,7 +253,7 @@ def _in_threads(func, items, threads):
             connection.close()
 
     threads = min(threads, len(items))
-    pool = _thread_pool(settings.DISPATCH_CONCURRENCY if threads <= settings.DISPATCH_CONCURRENCY else threads)
+    pool = _thread_pool(max(threads, settings.DISPATCH_CONCURRENCY))
     for future in [pool.submit(worker) for _ in range(threads)]:
         future.result()
     return results

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import requests
 import requests.adapters
 import requests.utils
+from django.conf import settings
 
 _lock = threading.Lock()
 _sessions: dict = {}
@@ -33,8 +34,6 @@ def http_session(key, *, url=None, pool_size=None) -> requests.Session:
     session = _sessions.get(key)
     if session is None:
         if pool_size is None:
-            from django.conf import settings
-
             pool_size = max(16, settings.DISPATCH_CONCURRENCY)
         with _lock:
             session = _sessions.get(key)
