@@ -14,6 +14,7 @@ from typing import Protocol
 
 import requests
 
+from integration.lean_session import LeanSession
 from integration.redaction import excerpt, register_secret
 from integration.vtex import errors
 
@@ -66,7 +67,7 @@ def _session_for(pool_key, base_url, pool_size):
     key = (pool_key, base_url)
     session = _sessions.get(key)
     if session is None:
-        session = requests.Session()
+        session = LeanSession()
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
