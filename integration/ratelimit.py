@@ -20,7 +20,8 @@ Spacing: interval = (60 s + JITTER_SECONDS) / (cap - burst), burst = max(1, cap 
 JITTER_SECONDS is a second of network lateness plus LATE_USE_SECONDS. Then any 60-second window
 holds at most cap calls even when a call reaches VTEX up to JITTER_SECONDS after its slot:
 (60 + JITTER_SECONDS) / interval + burst <= cap. When the cap changes (learned caps, see
-`integration.pipeline.route_caps`), slots already reserved keep the spacing they were taken with.
+`integration.pipeline.route_caps`) is raised, slots already reserved are used at the spacing they
+were taken with; when it is cut, a process gives up the slots it reserved.
 """
 import collections
 import fcntl
@@ -146,8 +147,12 @@ class _Allotment:
         interval, tolerance = spacing(cap)
         with self.lock:
             now = time.monotonic()
-            if cap != self.cap:  # a new cap: slots spaced for the old one are given up, the chunk starts small
-                self.slots.clear()
+            if cap != self.cap:  # a new cap: the chunk starts small
+                if self.cap is not None and cap < self.cap:
+                    self.slots.clear()  # spaced for the higher cap: too close together for this one
+                # After a raise, the slots already reserved are used: spaced for the lower cap, they
+                # are safe, and the shared schedule counts them (given up, every process's chunk
+                # became a gap of up to a second that the calls after the raise waited through).
                 self.cap, self.chunk, self.wasted = cap, 1, False
             slots = self.slots
             while slots and slots[0] + LATE_USE_SECONDS < now:

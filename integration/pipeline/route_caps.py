@@ -7,8 +7,9 @@ and, like TCP's congestion window (slow start, additive increase, multiplicative
 * while the route is **saturated** (calls queued for their slots: the cap, not the work, set the
   pace) and VTEX answers without a 429, the cap grows by VTEX_RATE_FAST_RAISE_PERCENT of itself
   (100: it doubles, as TCP's window doubles every round trip in slow start) after every
-  VTEX_RATE_FAST_RAISE_SECONDS window, up to VTEX_RATE_CEILINGS ("slow start": a backlog reaches
-  the ceiling in seconds instead of minutes). Not within FAST_RAISE_AFTER_CUT
+  VTEX_RATE_FAST_RAISE_SECONDS window that held at least a second's worth of calls at the cap, up
+  to VTEX_RATE_CEILINGS ("slow start": a backlog reaches the ceiling in seconds instead of
+  minutes). Not within FAST_RAISE_AFTER_CUT
   seconds of a 429: VTEX has just shown where its limit is, and the cap creeps towards it as below;
 * otherwise, after every VTEX_RATE_RAISE_SECONDS (or more) in which the route used at least half
   its cap and VTEX answered without a 429, the cap goes up by VTEX_RATE_RAISE_PERCENT of the
@@ -20,7 +21,8 @@ and, like TCP's congestion window (slow start, additive increase, multiplicative
 * a cap an operator pins on the store's page is used as it is and never changed.
 
 Why growing fast is safe: a raise needs VTEX to have accepted the current cap (a whole window of
-used slots, no 429); the cap never passes the ceiling (VTEX's published 6,000 a minute for get
+used slots, or, saturated, calls sent back to back at the cap's pace beyond its second's burst;
+no 429); the cap never passes the ceiling (VTEX's published 6,000 a minute for get
 order, the operator's choice for the rest); a 429 still halves it and pauses the route for
 Retry-After, so probing past VTEX's limit costs one pause, after which the cap grows only slowly.
 
@@ -46,7 +48,11 @@ REFRESH_SECONDS = 3.0  # how stale a process's copy of a cap (and its unsaved an
 UTILISATION = 0.5  # share of the cap a window must have used for a raise
 CUT_SETTLE_SECONDS = 5  # at least this long between two halvings (calls in flight answer late)
 FAST_RAISE_AFTER_CUT = 900  # seconds after a 429 in which a saturated route still grows only additively
-SATURATED = 0.5  # share of a process's calls that waited for their slot: the cap set the pace
+# Share of a process's calls that waited for their slot for the route to count as saturated (the
+# cap set the pace). A call waits only when a second's worth of calls is already scheduled ahead of
+# it; with dispatch lots of 50 a store's lots come in bursts, and a tenth of waiting calls there
+# meant lots waiting a second or more for start-handling (half was never reached by some stores).
+SATURATED = 0.1
 
 _lock = threading.Lock()
 _cached = {}  # (store pk, route) -> (cap in force, monotonic time read)
@@ -159,7 +165,16 @@ def _count(row, answers, saturated=False):
     calls = row.window_calls + answers
     change = {"window_started_at": now, "window_calls": 0}
     old, top = in_force(row), ceiling(row.route)
-    if row.pinned_cap is None and old < top and calls >= math.ceil(old / 60 * elapsed * UTILISATION):
+    if fast:
+        # Calls waited for their slot: the route has just run at its cap (the limiter lets a
+        # second's worth go at once and spaces the rest), and VTEX accepted it. That is the
+        # evidence, whatever the route did earlier in the window: averaged over a window opened
+        # before a backlog arrived (an idle start, lots that come and go), the use looked low and
+        # a store's start-handling stayed at its starting cap for a whole 4-store burst.
+        used = calls >= max(1, old // 60)
+    else:
+        used = calls >= math.ceil(old / 60 * elapsed * UTILISATION)
+    if row.pinned_cap is None and old < top and used:
         if fast:
             new, how = min(top, old + max(step(row.route), fast_step(old))), "calls queued for the cap, "
         else:

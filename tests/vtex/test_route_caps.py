@@ -124,6 +124,21 @@ def test_a_saturated_route_grows_by_half_of_its_cap(account, vtex, learning):
     assert route_caps.sync(account.pk, "get_order") == 1200  # 1,350, held at the ceiling
 
 
+def test_a_backlog_after_a_quiet_spell_grows_fast(account, vtex, learning):
+    """The window opened 10 s ago and the route was quiet since: averaged over it, 15 calls are a
+    low use (half the cap over 10 s is 50). But a third of them waited for their slot: the cap sets
+    the pace now, and the fast raise follows (with dispatch lots, a store's start-handling stayed
+    at its starting cap through a whole 4-store benchmark burst before this)."""
+    vtex.get(ORDER, json={"orderId": "1-01"})
+    client = client_for(account)
+    client.get_order("1-01")
+    window_opened_ago(account, 10)
+    for _ in range(14):  # with the first: 15 calls, the second's burst of 10 and 5 that waited
+        client.get_order("1-01")
+    assert route_caps.sync(account.pk, "get_order") == 900
+    assert row(account).change_reason.startswith("raised 600 → 900/min: calls queued for the cap")
+
+
 def test_a_route_under_its_cap_grows_only_additively(account, vtex, learning):
     """Calls that never wait (within the first second's burst) used half the cap, but did not
     show that the cap binds: the slow, additive raise."""
