@@ -20,6 +20,9 @@ class FakeFeed:
         self.committed = []       # every handle committed, in order
         self.commit_failures = 0  # answer 500 to this many commits
         self.on_commit = None     # callback(handles) run before the commit is accepted
+        # False: a failed commit's items are offered again at once; True: only at expire_visibility(),
+        # as VTEX does after the visibility timeout (a retrieve in flight meanwhile finds them hidden).
+        self.hold_failed_commits = False
         self.retrieve_calls = 0
         self.commit_calls = 0
         self._hidden = {}         # retrieved, not committed: handle -> item
@@ -28,6 +31,11 @@ class FakeFeed:
 
     def add(self, *items):
         self.items.extend(items)
+
+    def expire_visibility(self):
+        """The visibility timeout passes: every item retrieved and not committed is offered again."""
+        self.items.extend(self._hidden.values())
+        self._hidden.clear()
 
     def _retrieve(self, request):
         self.retrieve_calls += 1
@@ -46,7 +54,8 @@ class FakeFeed:
         if self.commit_failures:
             self.commit_failures -= 1
             # Not committed: VTEX offers them again after the visibility timeout.
-            self.items.extend(self._hidden.pop(h) for h in handles if h in self._hidden)
+            if not self.hold_failed_commits:
+                self.items.extend(self._hidden.pop(h) for h in handles if h in self._hidden)
             return 500, {}, "internal error"
         for handle in handles:
             self._hidden.pop(handle, None)
