@@ -47,7 +47,7 @@ from integration.plugins.manager import get_registry, notify
 from integration.plugins.parsed_order import InvalidOrder, parse_order
 from integration.redaction import excerpt, redact
 from integration.vtex import errors
-from integration.pipeline.vtex_access import client_for, http_only_thread
+from integration.pipeline.vtex_access import client_for, http_only_thread, look_up_routes
 from integration.vtex.statuses import READY_FOR_HANDLING
 
 log = logging.getLogger(__name__)
@@ -498,9 +498,18 @@ class _OrderWork:
 
 # ------------------------------------------------------------------------------------- the lot
 
+def _look_up_route(orders, route):
+    # The pause and cap of the route (the VTEX client's name for it), looked up on this thread for
+    # the phase's threads: they make HTTP calls, and a lookup of theirs costs a connection.
+    for account_id in {o.account_id for o in orders}:
+        look_up_routes(account_id, (route,))
+
+
 def _work_lot(lot, owner, concurrency):
     # 1. get order, concurrently
-    _in_threads(_OrderWork.fetch, [w for w in lot if w.syncs], concurrency)
+    fetching = [w for w in lot if w.syncs]
+    _look_up_route([w.order for w in fetching], "get_order")
+    _in_threads(_OrderWork.fetch, fetching, concurrency)
     # 2. decide; the snapshots and the attempts of the coming calls in one statement each
     with_cancels = [w.order.pk for w in lot if any(s.action == RuleAction.CANCEL for s in w.syncs)]
     delivered = set()
@@ -527,6 +536,7 @@ def _work_lot(lot, owner, concurrency):
     ran = [w.order for w in lot if w.syncs]
     claimed = start_handling.claim_for_lot([w.order for w in lot], ran_pks={o.pk for o in ran}, owner=owner)
     by_pk = {w.order.pk: w for w in lot}
+    _look_up_route(claimed, "start_handling")
     results = _in_threads(lambda order: (order, start_handling.call(order, by_pk[order.pk].client)), claimed, concurrency)
     for order, state in start_handling.record_lot(results).items():
         report = by_pk[order].report

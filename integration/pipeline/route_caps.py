@@ -119,13 +119,14 @@ def _row(account_id, route):
     return row
 
 
-def cap(account_id, route):
-    """The cap in force for this store's route: from this process's copy, read again every REFRESH_SECONDS."""
+def cap(account_id, route, max_age=REFRESH_SECONDS):
+    """The cap in force for this store's route: from this process's copy, read again every
+    REFRESH_SECONDS (`max_age`: sooner)."""
     key = (account_id, route)
     with _lock:
         entry = _cached.get(key)
         now = time.monotonic()
-        if entry is not None and now - entry[1] < REFRESH_SECONDS:
+        if entry is not None and now - entry[1] < max_age:
             return entry[0]
         if entry is not None:  # the other threads keep using the copy while this one reads the row
             _cached[key] = (entry[0], now)

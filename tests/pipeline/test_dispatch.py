@@ -159,3 +159,35 @@ def test_a_dispatch_that_helps_takes_the_stores_with_a_backlog_in_turn(account, 
     stores = [Order.objects.get(order_id=c[2]).account_id for c in recorder.calls]
     assert stores == [account.pk, other.pk] * 3  # both backlogs worked at once, not one after the other
 
+
+
+# --- The lot's HTTP threads leave the database to the worker ---
+
+def test_a_lot_s_threads_open_no_database_connection(account, vtex, recorder, make_account, settings):
+    """The worker looks up each route's pause and cap before the phase; the threads, which make
+    the HTTP calls, find the answers fresh. Looked up by a thread, each answer cost a connection
+    opened and closed (on PostgreSQL, a server process started: ~30 a second in a 4-store burst)."""
+    import threading
+
+    from django.db.backends.signals import connection_created
+
+    from integration.pipeline import route_caps, vtex_access
+
+    settings.DISPATCH_CONCURRENCY = 4
+    _, due = _two_stores_with_due_sends(make_account, vtex, per_store=6)
+    for route in ("get_order", "start_handling"):  # as after a second of other work: stale, due for a lookup
+        vtex_access._pause_checked[(account.pk, route)] = 0.0
+        route_caps._cached.pop((account.pk, route), None)
+    opened_by = []
+    main = threading.get_ident()
+
+    def count(sender, connection, **kwargs):
+        opened_by.append(threading.get_ident())
+
+    connection_created.connect(count)
+    try:
+        report = dispatch_due(budget=10, account_id=account.pk)
+    finally:
+        connection_created.disconnect(count)
+    assert report.orders == 6 and report.succeeded == 6 and report.start_handling
+    assert [who for who in opened_by if who != main] == []
