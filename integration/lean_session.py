@@ -14,6 +14,9 @@ Anything outside that plain shape (params, a dict or file body, `json=`, files, 
 redirects followed, per-call proxies or TLS settings, a URL that needs quoting) goes through
 `requests.Session.request` unchanged.
 """
+import time
+from datetime import timedelta
+
 from requests import Session
 from requests.models import PreparedRequest
 from requests.structures import CaseInsensitiveDict
@@ -71,8 +74,10 @@ class LeanSession(Session):
             if prepared.method not in ("GET", "HEAD") and merged.get("Content-Length") is None:
                 merged["Content-Length"] = "0"  # a POST without a body still says so (as requests does)
         stream = self.stream if stream is None else stream
+        started = time.perf_counter()
         response = self.get_adapter(url).send(prepared, stream=stream, timeout=timeout, verify=self.verify,
                                               cert=self.cert, proxies=self.proxies)
+        response.elapsed = timedelta(seconds=time.perf_counter() - started)  # as Session.send sets it
         if not stream:
             response.content  # read now, as requests does: the connection goes back to the pool
         return response
