@@ -174,3 +174,19 @@ def test_sigterm_to_the_leader_stops_every_child_as_ctrl_c_does(tmp_path):
     assert "Stopped." in output and "killing it" not in output, output
     assert took < 8, f"runhub took {took:.1f}s to stop on SIGTERM"
     assert not [pid for pid in children if alive(pid)], "children left running after SIGTERM"
+
+
+@pytest.mark.parametrize("after", [0.4, 1.5])
+def test_ctrl_c_while_a_command_starts_or_runs_stops_it_without_a_traceback(after, tmp_path):
+    """`make run` stops its children with SIGINT; one still importing Django (the cluster loads the
+    most) printed a KeyboardInterrupt traceback after the banner. Interrupted while importing or
+    setting up Django, or while the command runs: the same quiet exit, code 130 as a shell gives.
+    (Not earlier: before Python has its own SIGINT handler, the signal ends it as it would any program.)"""
+    env = dict(os.environ, HUB_VAR_DIR=str(tmp_path), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "shell", "-c", "import time; time.sleep(30)"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(after)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=60)
+    assert "Traceback" not in output, output
+    assert proc.returncode == 130, (proc.returncode, output)
