@@ -9,11 +9,12 @@ os.environ["HUB_ENV_FILE"] = ""
 
 @pytest.fixture(autouse=True)
 def fresh_process_counters():
-    """VTEX response counts and copies of learned rate caps are kept per process: start each test clean."""
-    from integration.pipeline import route_caps
-    from integration.pipeline.vtex_access import take_response_counts
+    """VTEX response counts, copies of learned rate caps and route-pause answers are kept per
+    process: start each test clean (on SQLite every test's store is id 1 again)."""
+    from integration.pipeline import route_caps, vtex_access
 
-    take_response_counts()
+    vtex_access.take_response_counts()
+    vtex_access._pause_checked.clear()
     route_caps.forget()
 
 

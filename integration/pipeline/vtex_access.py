@@ -8,6 +8,7 @@ import time
 
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 
 from integration import ratelimit
 from integration.models import RoutePause
@@ -38,12 +39,13 @@ def take_response_counts():
     return counts
 
 
-# A route pause is looked up in the database at most once a second per process and route while
-# none is active (a pause another worker records is seen within that second); a pause this
-# process records, or finds, is honoured at once. One thread looks it up; the others use the
-# last answer meanwhile (fifty threads of a lot would otherwise all look it up at once).
+# A route pause is looked up in the database at most once a second per process and route (a
+# pause another worker records is seen within that second); a pause this process records is
+# honoured at once. One thread looks it up; the others use the last answer meanwhile (fifty
+# threads of a lot would otherwise all look it up at once), a pause found as well as none: each
+# of a paused store's lots had its fifty threads look the pause up, a connection each.
 PAUSE_CHECK_SECONDS = 1.0
-_pause_checked = {}  # (store pk, route) -> monotonic time of the last lookup that found no pause
+_pause_checked = {}  # (store pk, route) -> (monotonic time of the last lookup, the pause's end or None)
 _pause_lock = threading.Lock()
 _http_thread = threading.local()
 
@@ -77,19 +79,20 @@ class DatabaseRouteGuard:
         key = (self.account_id, route)
         with _pause_lock:
             checked = _pause_checked.get(key)
-            if checked is not None and time.monotonic() - checked < max_age:
-                return None
-            if checked is not None:  # another thread uses the last answer while this one looks
-                _pause_checked[key] = time.monotonic()
+            if checked is not None:
+                checked_at, until = checked
+                if until is not None and until <= timezone.now():
+                    until = None  # the pause it found is over
+                if time.monotonic() - checked_at < max_age:
+                    return until
+                # Another thread uses the last answer while this one looks.
+                _pause_checked[key] = (time.monotonic(), until)
         try:
             paused_until = RoutePause.active_until(self.account_id, route)
         finally:
             _statement_done()
         with _pause_lock:
-            if paused_until is None:
-                _pause_checked[key] = time.monotonic()
-            else:
-                _pause_checked.pop(key, None)
+            _pause_checked[key] = (time.monotonic(), paused_until)
         return paused_until
 
     def pause(self, route, seconds, reason, status=None):

@@ -176,7 +176,7 @@ def test_a_lot_s_threads_open_no_database_connection(account, vtex, recorder, ma
     settings.DISPATCH_CONCURRENCY = 4
     _, due = _two_stores_with_due_sends(make_account, vtex, per_store=6)
     for route in ("get_order", "start_handling"):  # as after a second of other work: stale, due for a lookup
-        vtex_access._pause_checked[(account.pk, route)] = 0.0
+        vtex_access._pause_checked[(account.pk, route)] = (0.0, None)
         route_caps._cached.pop((account.pk, route), None)
     opened_by = []
     main = threading.get_ident()

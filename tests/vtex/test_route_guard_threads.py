@@ -43,7 +43,7 @@ def _in_lot_threads(func, threads=20):
 
 def test_a_stale_pause_check_is_looked_up_by_one_thread_and_its_connection_closed(account):
     guard = DatabaseRouteGuard(account.pk)
-    vtex_access._pause_checked[(account.pk, "get_order")] = time.monotonic() - 10  # stale: due for a lookup
+    vtex_access._pause_checked[(account.pk, "get_order")] = (time.monotonic() - 10, None)  # stale: due for a lookup
     results, opened, left_open = _in_lot_threads(lambda: guard.paused_until("get_order"))
     assert results == [None] * 20
     assert len(opened) == 1  # twenty threads, one lookup: the others used the last answer meanwhile
@@ -57,3 +57,15 @@ def test_a_pause_another_worker_recorded_is_found_by_the_lot_s_threads(account):
     results, opened, left_open = _in_lot_threads(lambda: guard.paused_until("start_handling"), threads=5)
     assert all(r is not None for r in results)  # never looked up: each thread looks, none calls VTEX
     assert not any(left_open)
+
+
+def test_a_pause_the_worker_found_is_used_by_the_lot_s_threads(account):
+    """The worker looks the route up before the phase and finds a pause (another worker's 429):
+    the threads raise RoutePaused from that answer. Each looked it up again before, a connection
+    each, for every lot of a paused store."""
+    RoutePause.pause(account.pk, "get_order", 60, reason="429 from VTEX")
+    vtex_access.look_up_routes(account.pk, ("get_order",))
+    guard = DatabaseRouteGuard(account.pk)
+    results, opened, left_open = _in_lot_threads(lambda: guard.paused_until("get_order"))
+    assert len(results) == 20 and all(r is not None for r in results)
+    assert opened == []
