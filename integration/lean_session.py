@@ -14,9 +14,14 @@ Anything outside that plain shape (params, a dict or file body, `json=`, files, 
 redirects followed, per-call proxies or TLS settings, a URL that needs quoting) goes through
 `requests.Session.request` unchanged.
 """
+import http.cookiejar
+import os
 import time
 from datetime import timedelta
+from urllib.parse import urlsplit
 
+import requests.adapters
+import requests.utils
 from requests import Session
 from requests.models import PreparedRequest
 from requests.structures import CaseInsensitiveDict
@@ -81,3 +86,24 @@ class LeanSession(Session):
         if not stream:
             response.content  # read now, as requests does: the connection goes back to the pool
         return response
+
+
+def new_session(url, pool_size, *, keep_cookies=False):
+    """A LeanSession for calls to `url`'s host, with up to `pool_size` kept-alive connections. The
+    environment (proxies, CA bundle) is read once, here, not by requests on every call: that
+    per-call scan of os.environ and ~/.netrc was a tenth of the hub's CPU per order."""
+    session = LeanSession()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    if not keep_cookies:
+        session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    scheme = urlsplit(url).scheme.lower() if url else ""
+    if scheme in ("http", "https"):
+        session.proxies.update(requests.utils.get_environ_proxies(url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle and scheme != "http":
+        # Only where TLS may be spoken: requests stats a CA bundle path on every request.
+        session.verify = bundle
+    session.trust_env = False  # the environment was read above, once; not again on every call
+    return session

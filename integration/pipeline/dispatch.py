@@ -533,7 +533,7 @@ def _work_lot(lot, owner, concurrency):
     _record_outcomes(lot)
     gate.save()
     # 5. start-handling: eligibility and claim for the lot, the calls concurrently, the results
-    ran = [w.order for w in lot if w.syncs]
+    ran = [w.order for w in fetching]
     claimed = start_handling.claim_for_lot([w.order for w in lot], ran_pks={o.pk for o in ran}, owner=owner)
     by_pk = {w.order.pk: w for w in lot}
     _look_up_route(claimed, "start_handling")

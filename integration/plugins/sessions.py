@@ -14,17 +14,12 @@ The session is a `requests.Session` (an `integration.lean_session.LeanSession`):
 bytes body, fixed headers and `allow_redirects=False` skips requests' per-call preparation
 (a third of the client's CPU); any other call is requests' own.
 """
-import http.cookiejar
-import os
 import threading
-from urllib.parse import urlsplit
 
 import requests
-import requests.adapters
-import requests.utils
 from django.conf import settings
 
-from integration.lean_session import LeanSession
+from integration.lean_session import new_session
 
 _lock = threading.Lock()
 _sessions: dict = {}
@@ -49,20 +44,8 @@ def http_session(key, *, url=None, pool_size=None) -> requests.Session:
 
 
 def _new_session(url, pool_size):
-    session = LeanSession()  # a requests.Session; plain calls skip work no delivery needs
-    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
     # No cookie from one delivery (or one binding) reaches the next.
-    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-    if url and urlsplit(url).scheme in ("http", "https"):
-        session.proxies.update(requests.utils.get_environ_proxies(url))
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if bundle and not (url and urlsplit(url).scheme == "http"):
-        # Only where TLS may be spoken: requests stats a CA bundle path on every request.
-        session.verify = bundle
-    session.trust_env = False  # the environment was read above, once; not again on every call
-    return session
+    return new_session(url, pool_size)
 
 
 def close_http_sessions():

@@ -6,7 +6,6 @@ database, is `integration.pipeline.vtex_access`.
 """
 import json
 import logging
-import os
 import time
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -14,7 +13,7 @@ from typing import Protocol
 
 import requests
 
-from integration.lean_session import LeanSession
+from integration.lean_session import new_session
 from integration.redaction import excerpt, register_secret
 from integration.vtex import errors
 
@@ -63,23 +62,11 @@ class NoGuard:
 
 def _session_for(pool_key, base_url, pool_size):
     # One pooled session per store and process; requests.Session is safe enough for our use
-    # (no cookies, fixed headers) and keeps TLS connections alive across calls.
+    # (fixed headers) and keeps TLS connections alive across calls.
     key = (pool_key, base_url)
     session = _sessions.get(key)
     if session is None:
-        session = LeanSession()
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        # The environment (proxies, CA bundle) is read once here rather than by requests on every
-        # call: that per-call scan of os.environ and ~/.netrc was a tenth of the hub's CPU per order.
-        session.proxies.update(requests.utils.get_environ_proxies(base_url))
-        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        if bundle and not base_url.lower().startswith("http://"):
-            # Only where TLS is spoken: requests stats a CA bundle path on every request.
-            session.verify = bundle
-        session.trust_env = False
-        _sessions[key] = session
+        session = _sessions[key] = new_session(base_url, pool_size, keep_cookies=True)
     return session
 
 
