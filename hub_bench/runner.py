@@ -147,7 +147,7 @@ def start_profiler(pid, cfg, tmp):
     exe = pyspy_executable()
     if exe is None:
         raise RuntimeError("--profile needs py-spy: pip install -e '.[bench]' (or pip install py-spy)")
-    proc = subprocess.Popen([exe, "record", "--pid", str(pid), "--subprocesses", "--rate", "50", "--nonblocking", *(["--gil"] if os.environ.get("BENCH_PYSPY_GIL") else []), *(["--idle"] if os.environ.get("BENCH_PYSPY_IDLE") else []),
+    proc = subprocess.Popen([exe, "record", "--pid", str(pid), "--subprocesses", "--rate", os.environ.get("BENCH_PYSPY_RATE", "50"), "--nonblocking", *(["--gil"] if os.environ.get("BENCH_PYSPY_GIL") else []), *(["--idle"] if os.environ.get("BENCH_PYSPY_IDLE") else []),
                              "--format", "raw", "--output", str(path)], stdout=open(tmp / "py-spy.log", "ab"),
                             stderr=subprocess.STDOUT, start_new_session=True)
     proc.output_path = path

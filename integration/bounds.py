@@ -8,6 +8,8 @@ item as malformed instead of failing its neighbours.
 """
 import json
 
+import orjson
+
 MAX_JSON_DEPTH = 64  # VTEX's order JSON is about 6 levels deep
 MAX_JSON_BYTES = 2 * 1024 * 1024  # an order with hundreds of items is ~1 MB
 RAW_PAYLOAD_BYTES = 64 * 1024  # a refused item's raw payload is kept up to this size
@@ -54,7 +56,15 @@ def max_length_of(model, name):
 def clean_json(value, *, field, max_depth=MAX_JSON_DEPTH, max_bytes=MAX_JSON_BYTES):
     """`value` (decoded JSON) if it can be stored as JSON, or Unstorable.
 
-    Walked with a stack, not recursion, so depth itself cannot overflow the check."""
+    Walked with a stack, not recursion, so depth itself cannot overflow the check. A document
+    `_surely_storable` clears (nearly every one) skips the walk: it only explains a refusal."""
+    if not _surely_storable(value, max_depth, max_bytes):
+        _walk(value, field, max_depth, max_bytes)
+    return value
+
+
+def _walk(value, field, max_depth, max_bytes):
+    """Every value checked in Python: raises Unstorable naming the first problem found."""
     stack, size = [(value, 1)], 0
     while stack:
         item, depth = stack.pop()
@@ -91,7 +101,46 @@ def clean_json(value, *, field, max_depth=MAX_JSON_DEPTH, max_bytes=MAX_JSON_BYT
             raise Unstorable(field, f"has a {type(item).__name__}, which is not JSON")
         if size > max_bytes:
             raise Unstorable(field, f"is larger than {max_bytes} bytes")
-    return value
+
+
+_PLAIN_SCALARS = frozenset((str, int, bool, type(None)))
+_NUL_ESCAPE = b"\\u0000"
+
+
+def _surely_storable(value, max_depth, max_bytes):
+    """True when clean_json would accept `value`, decided mostly in C: False when unsure, and the
+    walk then decides and says why. The walk checks every string in Python (NUL, encodable), 180 us
+    for VTEX's 8 KB order JSON, 6 % of the hub's CPU; this takes about 40 us.
+
+    orjson refuses what the walk refuses on strings and keys (a lone surrogate, a key that is not a
+    string) and on numbers past 64 bits, and escapes a NUL as \\u0000, so its output shows one (a
+    literal backslash followed by u0000 shows the same: the walk then decides). One loop over
+    the values checks what orjson lets through: depth, types (orjson also writes dates, UUIDs and
+    enums), and NaN or infinity (orjson writes null). Size: the walk's estimate of a value is at most
+    ten times its compact encoding (20 for an int written "1,")."""
+    if type(value) is not dict and type(value) is not list:
+        return False  # a scalar or a subclass: the walk is as quick
+    try:
+        encoded = orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError: a lone surrogate, a key, a big int, a type, depth
+        return False
+    if 10 * len(encoded) + 64 > max_bytes or _NUL_ESCAPE in encoded:
+        return False
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if item and depth >= max_depth:  # its values would sit deeper than max_depth
+            return False
+        for inner in (item.values() if type(item) is dict else item):
+            kind = type(inner)
+            if kind is dict or kind is list:
+                stack.append((inner, depth + 1))
+            elif kind is float:
+                if inner - inner:  # NaN or infinity: x - x is NaN, not 0.0
+                    return False
+            elif kind not in _PLAIN_SCALARS:
+                return False
+    return True
 
 
 def _escape(text):

@@ -62,8 +62,8 @@ _EXCERPT_MARGIN = 1024
 def excerpt(text, limit=2000):
     """A bounded, redacted excerpt for the operator. Only what is kept is redacted: a long text
     is cut first (with a margin, so that no secret is cut in two inside the excerpt)."""
-    if text is None:
-        return ""
+    if text is None or text == "" or text == b"":
+        return ""  # most excerpts of a delivery that succeeded: no redaction pass for nothing
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     else:

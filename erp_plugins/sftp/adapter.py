@@ -30,8 +30,6 @@ import stat
 import time
 from datetime import datetime, timezone
 
-import paramiko
-
 from integration.plugins import (
     CANCEL,
     SEND,
@@ -50,6 +48,19 @@ from integration.plugins import (
     file_name_problem,
     safe_part,
 )
+
+
+class _Paramiko:
+    """paramiko, imported on first use (an SFTP binding connecting, or reading a key): a hub without
+    SFTP bindings never loads it. `import` inside is thread-safe and, once done, a dictionary lookup."""
+
+    def __getattr__(self, name):
+        import paramiko as module
+
+        return getattr(module, name)
+
+
+paramiko = _Paramiko()
 
 log = logging.getLogger(__name__)
 

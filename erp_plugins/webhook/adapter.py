@@ -20,6 +20,7 @@ import re
 import time
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
+import orjson
 import requests
 
 from integration.plugins import (
@@ -190,7 +191,7 @@ class WebhookAdapter(Adapter):
             payload["state"] = state
         payload["order"] = order.to_dict()
         payload["vtex_order"] = raw
-        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
+        body = _encode(payload)
         headers = self._headers(body, idempotency_key=idempotency_key, timestamp=timestamp)
         def request_excerpt_():  # made only when kept: on a failure, or a success the hub samples
             return self._request_excerpt(headers, body)
@@ -331,6 +332,21 @@ class _Delivered(Delivery):
 
 def _describe(exc):
     return " ".join(str(exc).split())[:300] or type(exc).__name__
+
+
+# What orjson writes as the standard library would with default=str: a date as str() gives it.
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _encode(payload):
+    """The body: compact JSON in UTF-8, a value of any other type as its text (default=str).
+    orjson writes an order's body in about a tenth of the standard library's time (it was 3.5 %
+    of the hub's CPU); what orjson refuses (a whole number past 64 bits, a key that is not a
+    string) is written by the standard library, as before."""
+    try:
+        return orjson.dumps(payload, default=str, option=_ORJSON_OPTIONS)
+    except TypeError:  # orjson.JSONEncodeError
+        return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
 
 
 def _read_limited(response):

@@ -2,6 +2,7 @@
 from django.db import models
 
 from integration.models.accounts import Account
+from integration.models.json_fields import CompactJSONField
 
 
 class EventSource(models.TextChoices):
@@ -29,7 +30,7 @@ class FeedEvent(models.Model):
     committed_at = models.DateTimeField(null=True, blank=True)
     routed_at = models.DateTimeField(null=True, blank=True)
     duplicates = models.PositiveIntegerField(default=0, help_text="Later deliveries of the same change.")
-    payload = models.JSONField(null=True, blank=True)
+    payload = CompactJSONField(null=True, blank=True)
     error = models.TextField(blank=True, default="", help_text="Why the item could not be used; kept for the operator.")
 
     class Meta:

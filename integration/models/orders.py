@@ -3,6 +3,7 @@ from django.conf import settings
 from django.db import models
 
 from integration.models.accounts import Account
+from integration.models.json_fields import CompactJSONField
 from integration.models.bindings import AdapterBinding
 
 
@@ -22,7 +23,7 @@ class Order(models.Model):
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="orders")
     order_id = models.CharField(max_length=64)
     vtex_status = models.CharField(max_length=64, blank=True, default="")
-    snapshot = models.JSONField(null=True, blank=True, help_text="The last order JSON fetched from VTEX.")
+    snapshot = CompactJSONField(null=True, blank=True, help_text="The last order JSON fetched from VTEX.")
     snapshot_at = models.DateTimeField(null=True, blank=True)
     canceled = models.BooleanField(default=False)
     order_group = models.CharField(max_length=64, blank=True, default="", help_text="VTEX's orderGroup: the split orders of one purchase share it.")

@@ -121,6 +121,27 @@ def test_send_success_with_reference_and_request_format(erp):
     assert "state" not in payload
 
 
+def test_the_body_is_compact_utf8_json_and_unusual_values_still_go_out(erp):
+    # The body is written by orjson; what it refuses (a whole number past 64 bits) by the
+    # standard library, and a value of another type as its text, as json's default=str did.
+    from datetime import datetime, timezone
+    from decimal import Decimal
+
+    erp.on("/hook", erp.json_answer(200, {"id": "E-1"}))
+    adapter = make_adapter(erp.url())
+    raw = dict(RAW, clientName="Joana Conceição 東京", note=None)
+    adapter.send_order(parse_order(RAW), raw, "idem-utf8")
+    odd = dict(RAW, huge=2**70, paid=Decimal("10.50"), at=datetime(2026, 12, 3, 12, 0, tzinfo=timezone.utc))
+    adapter.send_order(parse_order(RAW), odd, "idem-odd")
+
+    first, second = erp.requests
+    assert "Joana Conceição 東京".encode("utf-8") in first.body  # UTF-8, not \u escapes
+    assert b'","' in first.body and b'": ' not in first.body  # no spaces between items or after keys
+    assert json.loads(first.body)["vtex_order"] == raw
+    sent = json.loads(second.body)["vtex_order"]
+    assert (sent["huge"], sent["paid"], sent["at"]) == (2**70, "10.50", "2026-12-03 12:00:00+00:00")
+
+
 @pytest.mark.parametrize("answer,expected", [
     ({"reference": "R-1"}, "R-1"),
     ({"orderId": 4411}, "4411"),
