@@ -143,7 +143,8 @@ def dispatch_batch(*, owner=None, limit=None, account_id=None, concurrency=None)
         return report
     try:
         # The claimed orders and their due syncs in two queries for the lot, not two per order.
-        orders = Order.objects.select_related("account").in_bulk(order_ids)
+        # Not the last snapshot (VTEX's 8 KB order JSON, decoded per row): the fetch replaces it.
+        orders = Order.objects.select_related("account").defer("snapshot").in_bulk(order_ids)
         syncs = defaultdict(list)
         for sync in due_syncs().filter(order_id__in=order_ids).select_related("binding"):
             syncs[sync.order_id].append(sync)

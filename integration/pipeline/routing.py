@@ -30,7 +30,10 @@ def route_events(account, events):
         order_ids = list(dict.fromkeys(e.order_id for e in relevant))
         # The unique (account, order id) constraint makes creating a known order a no-op.
         Order.objects.bulk_create([Order(account=account, order_id=oid) for oid in order_ids], ignore_conflicts=True)
-        orders = {o.order_id: o for o in Order.objects.filter(account=account, order_id__in=order_ids)}
+        # Only what routing reads: a known order's snapshot (VTEX's JSON, 8 KB) was decoded here
+        # for every later event of it, and read by nothing.
+        orders = {o.order_id: o for o in Order.objects.filter(account=account, order_id__in=order_ids)
+                  .only("pk", "order_id", "canceled", "outside_scope_reason")}
         newly_canceled = []
         for event in relevant:
             order = orders[event.order_id]

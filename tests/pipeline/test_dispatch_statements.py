@@ -65,3 +65,16 @@ def test_failures_keep_their_excerpts_successes_one_in_n(account, oms, vtex, set
     failed = SyncAttempt.objects.filter(outcome=AttemptOutcome.TRANSIENT)
     assert failed.count() == 3 and all("POST https://erp.example.com" in a.request_excerpt and "ERP down" in a.response_excerpt
                                        for a in failed)
+
+
+def test_a_lot_does_not_read_the_snapshots_it_replaces(account, oms, vtex):
+    vtex.add("POST", ERP_URL, json={"id": "ERP-1"}, status=200)
+    binding = make_binding(account, url=ERP_URL)
+    _lot(account, binding, oms, 0, 3)
+    Order.objects.update(snapshot={"items": [{"name": "x" * 100}] * 50})  # fetched before: a retry's order
+    with CaptureQueriesContext(connection) as ctx:
+        report = dispatch_batch(limit=3)
+    assert report.succeeded == 3
+    reads = [q["sql"] for q in ctx.captured_queries if q["sql"].startswith("SELECT") and 'FROM "integration_order"' in q["sql"]]
+    assert reads and not [sql for sql in reads if '"snapshot"' in sql], reads
+    assert all(o.snapshot["orderId"] == o.order_id for o in Order.objects.all())  # VTEX's answer replaced it
