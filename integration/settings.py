@@ -104,13 +104,6 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file (not :memory:) so that subprocesses under test share it; one per test run so that
     # two runs on one machine never write to the same file.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-hub-{os.getpid()}.sqlite3")}
-elif DATABASES["default"]["ENGINE"].endswith("postgresql"):
-    # Parameters sent beside the statement (psycopg's server-side binding, and its prepared
-    # statements for a statement run again), not quoted into the SQL text by Python: storing a lot
-    # of ten feed items took 11.6 ms of CPU against 13.3-14.6 ms (docs/contributors/performance.md).
-    # Off for a pooler in transaction mode that cannot keep prepared statements (PgBouncer before
-    # 1.21, or without max_prepared_statements).
-    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env_bool("DATABASE_SERVER_SIDE_BINDING", True)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -34,13 +34,3 @@ def test_a_tls_proxy_can_opt_out_of_what_it_already_does():
     env = dict(PROD, SECURE_SSL_REDIRECT="false", USE_X_FORWARDED_PROTO="true")
     result = manage("shell", "-c", "from django.conf import settings as s; print(s.SECURE_SSL_REDIRECT, s.SECURE_PROXY_SSL_HEADER, s.SESSION_COOKIE_SECURE)", env=env)
     assert result.stdout.split()[-4:] == ["False", "('HTTP_X_FORWARDED_PROTO',", "'https')", "True"], result.stdout + result.stderr
-
-
-@pytest.mark.parametrize("switch,expected", [(None, "True"), ("false", "False")])
-def test_postgresql_binds_parameters_on_the_server_unless_a_pooler_needs_otherwise(switch, expected):
-    env = dict(PROD, DATABASE_URL="postgres://hub@db.internal:5432/hub")
-    if switch is not None:
-        env["DATABASE_SERVER_SIDE_BINDING"] = switch
-    code = "from django.conf import settings as s; print(s.DATABASES['default']['OPTIONS'].get('server_side_binding'))"
-    result = manage("shell", "-c", code, env=env)
-    assert result.stdout.split()[-1:] == [expected], result.stdout + result.stderr
