@@ -136,3 +136,19 @@ def test_responses_still_mocks_the_short_path():
                           headers=HEADERS, timeout=5, allow_redirects=False)
     assert answer.status_code == 204
     assert responses.calls[0].request.headers["Content-Length"] == "0"
+
+
+def test_the_vtex_client_s_query_strings_take_the_short_path_and_arrive_as_requests_writes_them(server):
+    from integration.vtex.client import VtexClient
+
+    base = f"http://127.0.0.1:{server.server_port}"
+    client = VtexClient(base, "vtexappkey-x", "token-x", pool_key=("query-test", base))
+    window = ("2026-12-01T00:00:00.000Z", "2026-12-02T00:00:00.000Z")
+    with mock.patch.object(requests.Session, "prepare_request", side_effect=AssertionError("requests' own path")):
+        client.list_orders(status="ready-for-handling", created_from=window[0], created_to=window[1])
+    plain, _ = _sessions()
+    plain.get(base + "/api/oms/pvt/orders", timeout=5, params={
+        "page": 1, "per_page": 100, "orderBy": "creationDate,asc", "f_status": "ready-for-handling",
+        "f_creationDate": f"creationDate:[{window[0]} TO {window[1]}]"})
+    client_path, requests_path = server.seen[0][1], server.seen[1][1]
+    assert client_path == requests_path and "f_creationDate=creationDate%3A%5B2026" in client_path
