@@ -25,6 +25,7 @@ class FakeFeed:
         self.hold_failed_commits = False
         self.retrieve_calls = 0
         self.commit_calls = 0
+        self.refuse_retrieves = set()  # these retrieve calls (1 = the first) are answered 429, nothing handed out
         self._hidden = {}         # retrieved, not committed: handle -> item
         rsps.add_callback("GET", f"{base}/api/orders/feed", callback=self._retrieve)
         rsps.add_callback("POST", f"{base}/api/orders/feed", callback=self._commit)
@@ -39,6 +40,8 @@ class FakeFeed:
 
     def _retrieve(self, request):
         self.retrieve_calls += 1
+        if self.retrieve_calls in self.refuse_retrieves:
+            return 429, {"Retry-After": "1"}, "Too Many Requests"
         maxlot = int(re.search(r"maxlot=(\d+)", request.url).group(1))
         # Like SQS: retrieved items stay until committed (visibility is not modelled here).
         batch = self.items[:maxlot]

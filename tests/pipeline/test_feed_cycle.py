@@ -2,8 +2,9 @@ import itertools
 import time
 
 import pytest
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
 from integration.crypto import SecretDecryptionError
 from integration.pipeline import feed_cycle
@@ -45,9 +46,32 @@ def test_items_are_stored_before_their_handles_are_committed(account, vtex, quic
         (len(handles), FeedEvent.objects.filter(handle__in=handles).count()))
     summary = run_feed_cycle(account)
     assert summary.ok, summary.error
-    assert stored_at_commit == [(10, 10), (5, 5)]
+    assert stored_at_commit == [(15, 15)]  # a full lot and the next retrieve's five, stored together, then committed
     assert (summary.fetched, summary.new, summary.committed, summary.batches) == (15, 15, 15, 3)
     assert FeedEvent.objects.filter(committed_at__isnull=False).count() == 15
+
+
+def test_a_backlog_is_stored_two_retrieves_a_transaction(account, vtex, quick_host):
+    feed = FakeFeed(vtex)
+    feed.add(*[feed_item(f"{n}-01") for n in range(45)])
+    with CaptureQueriesContext(connection) as ctx:
+        summary = run_feed_cycle(account)
+    assert summary.ok, summary.error
+    inserts = [q["sql"] for q in ctx.captured_queries if "INSERT" in q["sql"] and "integration_feedevent" in q["sql"]]
+    assert len(inserts) == 3  # 10 + 10, 10 + 10, then 5 (and the empty retrieve that ends the cycle)
+    assert (summary.fetched, summary.new, summary.committed, summary.batches) == (45, 45, 45, 6)
+    assert FeedEvent.objects.filter(committed_at__isnull=False).count() == 45
+
+
+def test_a_refused_second_retrieve_still_stores_and_commits_the_lot_in_hand(account, vtex, quick_host):
+    feed = FakeFeed(vtex)
+    feed.add(*[feed_item(f"{n}-01") for n in range(25)])
+    feed.refuse_retrieves = {2}  # VTEX answers 429 to the retrieve that would complete the pair
+    summary = run_feed_cycle(account)
+    assert not summary.ok and "429" in summary.error  # the error ends the cycle, as any refused retrieve
+    assert (summary.new, summary.committed) == (10, 10)  # the lot in hand is stored and committed, not left to time out
+    assert sorted(feed.committed) == sorted(i["handle"] for i in [feed_item(f"{n}-01") for n in range(10)])
+    assert FeedEvent.objects.filter(committed_at__isnull=False).count() == 10
 
 
 def test_duplicates_and_twin_event_ids_are_stored_once_and_committed_every_time(account, vtex):
