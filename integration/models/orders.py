@@ -3,8 +3,8 @@ from django.conf import settings
 from django.db import models
 
 from integration.models.accounts import Account
-from integration.models.json_fields import CompactJSONField
 from integration.models.bindings import AdapterBinding
+from integration.models.json_fields import CompactJSONField
 
 
 class StartHandlingState(models.TextChoices):

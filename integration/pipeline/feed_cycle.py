@@ -240,7 +240,8 @@ def _one_batch(account, client, summary, reader, read_ahead=True, pending=None):
     duplicate check, the store's rules and bindings, the enqueued dispatch) cost about what its
     ten items' rows cost: twenty a transaction took 520 against 760 us an item on SQLite and 920
     against 1,160 on PostgreSQL (docs/contributors/performance.md). If that second retrieve fails,
-    the lot in hand is stored and its handles committed as usual, then the error ends the round.
+    the lot in hand is stored and its handles committed as usual (at once without `pending`; the
+    poller commits what is waiting when a turn ends in an error), then the error ends the round.
 
     With `pending` (the poller's), the lot's handles join those waiting and are committed when
     `pending.due()`; without, at once."""
@@ -274,7 +275,7 @@ def _one_batch(account, client, summary, reader, read_ahead=True, pending=None):
     handles = [e.commit_handle or e.handle for e in incoming if e.commit_handle or e.handle]
     pending = PendingCommits(batch=0) if pending is None else pending
     pending.add(handles, incoming)
-    if pending.due() or failed is not None:
+    if pending.due():
         pending.flush(account, client, summary)
     if failed is not None:
         raise failed

@@ -39,13 +39,9 @@ def http_session(key, *, url=None, pool_size=None) -> requests.Session:
         with _lock:
             session = _sessions.get(key)
             if session is None:
-                session = _sessions[key] = _new_session(url, pool_size)
+                # No cookie from one delivery (or one binding) reaches the next.
+                session = _sessions[key] = new_session(url, pool_size)
     return session
-
-
-def _new_session(url, pool_size):
-    # No cookie from one delivery (or one binding) reaches the next.
-    return new_session(url, pool_size)
 
 
 def close_http_sessions():
