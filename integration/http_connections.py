@@ -92,6 +92,11 @@ class _Body:
                     continue
             data = self._receive(amt)
             if not data:
+                missing = self._answer.length  # http.client's read(amt) ends quietly at an early EOF
+                if missing:
+                    self.close()
+                    raise requests.exceptions.ChunkedEncodingError(
+                        f"the connection closed with {missing} bytes of the body still expected")
                 tail = self._decode(decoder.flush) if decoder is not None else b""
                 self._finish()
                 if tail:
