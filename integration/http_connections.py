@@ -70,7 +70,8 @@ def _decoder(headers):
 
 class _Body:
     """The `raw` of a response: its body read from `http.client`, decoded. The connection goes
-    back to the pool once the body has been read to its end; closed before, it is closed."""
+    back to the pool once the body has been read to its end; closed before, it is closed. (No
+    `release_conn`: requests' `Response.close` calls it only where the raw response has one.)"""
 
     def __init__(self, pool, origin, conn, answer, decoder):
         self._pool, self._origin, self._conn, self._answer, self._decoder = pool, origin, conn, answer, decoder
@@ -142,9 +143,6 @@ class _Body:
             self._done = True
             self._answer.close()
             self._conn.close()  # a body not read to its end: the connection cannot carry another call
-
-    def release_conn(self):
-        pass  # given back when read to its end (requests calls this on close)
 
     @property
     def closed(self):
