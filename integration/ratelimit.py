@@ -43,6 +43,7 @@ _files: dict[tuple, int] = {}        # (directory, store, route) -> open file de
 _allotments: dict[tuple, "_Allotment"] = {}  # (schedule's home, store, route) -> this process's reserved slots
 _redis = None
 _script = None
+_booked_script = None
 
 # KEYS[1] = schedule key; ARGV = interval, slots to reserve. Returns when the first reserved slot
 # comes, in microseconds from Redis's now (0 when the schedule is idle).
@@ -54,6 +55,15 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 local after = tat + interval * count
 redis.call('SET', KEYS[1], tostring(after), 'PX', math.ceil((after - now + 60) * 1000))
+return math.floor((tat - now) * 1000000)
+"""
+
+# KEYS[1] = schedule key. Returns how far ahead of Redis's now the schedule is booked, in microseconds.
+_BOOKED_LUA = """
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then return 0 end
 return math.floor((tat - now) * 1000000)
 """
 
@@ -76,12 +86,13 @@ def _reserve_local(tat, now, interval, count):
 
 
 def _redis_client():
-    global _redis, _script
+    global _redis, _script, _booked_script
     if _redis is None:
         import redis  # only when REDIS_URL is set: a host without Redis never loads the client
 
         _redis = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
         _script = _redis.register_script(_RESERVE_LUA)
+        _booked_script = _redis.register_script(_BOOKED_LUA)
     return _redis
 
 
@@ -125,6 +136,39 @@ def _reserve_host(account_id, route, interval, count):
             return first - now
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+
+
+def _booked_redis(account_id, route):
+    _redis_client()
+    return int(_booked_script(keys=[f"vtexhub:rl:{account_id}:{route}"])) / 1_000_000
+
+
+def _booked_host(account_id, route):
+    with _lock:
+        try:
+            fd = _schedule_file(account_id, route)
+        except OSError:
+            return max(0.0, _schedule.get((account_id, route), 0.0) - time.time())
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        try:
+            raw = os.pread(fd, 8, 0)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        return max(0.0, (struct.unpack("<d", raw)[0] if len(raw) == 8 else 0.0) - time.time())
+
+
+def booked_ahead(account_id, route):
+    """How many seconds of this store's route the shared schedule has already given out (slots
+    reserved by every process, used or about to be): 0 when a call would go at once. A call waits
+    only for what is booked beyond the cap's burst (`spacing(cap)[1]`). Never raises: the
+    limiter unavailable reads as nothing booked."""
+    try:
+        return (_booked_redis if settings.REDIS_URL else _booked_host)(account_id, route)
+    except Exception as exc:
+        log.warning("rate limiter unavailable (%s: %s); its schedule reads as empty", type(exc).__name__, exc)
+        return 0.0
 
 
 class _Allotment:
@@ -241,7 +285,7 @@ def wait_for_slot(account_id, route, max_wait=30.0, cap=None):
 def _forget_after_fork():
     # A forked worker must not share its parent's reserved slots, nor its schedule files (a flock
     # is held per open file, and a duplicated descriptor shares it with the parent).
-    global _redis, _script, _lock
+    global _redis, _script, _booked_script, _lock
     _lock = threading.Lock()  # another thread may have held it at the fork
     _allotments.clear()
     for fd in _files.values():
@@ -250,7 +294,7 @@ def _forget_after_fork():
         except OSError:
             pass
     _files.clear()
-    _redis = _script = None
+    _redis = _script = _booked_script = None
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)

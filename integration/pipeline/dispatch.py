@@ -47,7 +47,7 @@ from integration.plugins.manager import get_registry, notify
 from integration.plugins.parsed_order import InvalidOrder, parse_order
 from integration.redaction import excerpt, redact
 from integration.vtex import errors
-from integration.pipeline.vtex_access import client_for, http_only_thread, look_up_routes
+from integration.pipeline.vtex_access import client_for, http_only_thread, look_up_routes, queue_wait
 from integration.vtex.statuses import READY_FOR_HANDLING
 
 log = logging.getLogger(__name__)
@@ -174,11 +174,14 @@ def dispatch_due(*, budget=None, account_id=None, owner=None, concurrency=None, 
     stores than free workers, a dispatch that kept to its own store held its worker until that
     store was drained while another store's waited, and that store, dispatched last and alone,
     ran into its own rate caps at the end of a burst. Taking the stores in turn works every
-    backlog at once, each store's calls under its own caps; a lot stays one store's."""
+    backlog at once, each store's calls under its own caps; a lot stays one store's. Of the
+    stores in turn, the first whose VTEX caps (get order, start-handling) are not booked ahead
+    by the lots already under way is taken (`_least_queued`): a worker never sleeps through one
+    store's cap while another store's lot could go."""
     budget = settings.DISPATCH_BUDGET if budget is None else budget
     started = time.monotonic()
     total = DispatchReport()
-    idle_turns, stores, listed_at = 0, [], None
+    idle_turns, stores, listed_at, dropped = 0, [], None, False
     while time.monotonic() - started < budget:
         report = dispatch_batch(owner=owner, account_id=account_id, concurrency=concurrency)
         total.add(report)
@@ -189,19 +192,49 @@ def dispatch_due(*, budget=None, account_id=None, owner=None, concurrency=None, 
         idle_turns = 0 if report.orders else idle_turns + 1
         if not report.orders and account_id in stores:
             stores.remove(account_id)
+            dropped = True
         # The stores with due work: listed again when the list runs out or is STORES_LISTED_FOR
-        # old (a query of every due sync costs about 15 ms with 2,000 due: not one per lot).
-        if not stores or time.monotonic() - listed_at > STORES_LISTED_FOR:
-            stores, listed_at = _stores_with_due_work(), time.monotonic()
+        # old (a query of every due sync costs about 15 ms with 2,000 due: not one per lot), and
+        # once it is STORES_RELISTED_AFTER_DROP old when a store left it. A store's lot comes up
+        # empty while its feed is still being read (or the other dispatchers hold its due orders
+        # for a moment); kept off the list for STORES_LISTED_FOR, that store got no lot for 6 s of
+        # a 4-store burst while the three dispatchers took turns on the other three and queued for
+        # their start-handling caps.
+        age = time.monotonic() - listed_at if listed_at is not None else None
+        if not stores or age > STORES_LISTED_FOR or (dropped and age > STORES_RELISTED_AFTER_DROP):
+            stores, listed_at, dropped = _stores_with_due_work(), time.monotonic(), False
         # Nothing due anywhere, or only work other dispatchers claim first: this task is done.
         if not stores or idle_turns > 2:
             break
         later = [pk for pk in stores if account_id is not None and pk > account_id]
-        account_id = later[0] if later else stores[0]
+        account_id = _least_queued(later + [pk for pk in stores if pk not in later])
     return total
 
 
+# A lot's calls: get order first, start-handling about a lot's work later.
+LOT_ROUTES = ("get_order", "start_handling")
+QUEUE_FREE_SECONDS = 0.25  # a store whose calls would wait less than this for their slots is free
+
+
+def _least_queued(candidates):
+    """The first of `candidates` (store pks, in turn) whose lot would not queue for its VTEX rate
+    caps, else the one that would queue least. A worker that takes a store whose caps are booked
+    seconds ahead sleeps through them: in a 4-store burst the three dispatchers queued together
+    on one store's start-handling (2 s a lot) while another store's lots waited."""
+    if len(candidates) == 1:
+        return candidates[0]
+    best, best_wait = candidates[0], None
+    for pk in candidates:
+        wait = queue_wait(pk, LOT_ROUTES)
+        if wait < QUEUE_FREE_SECONDS:
+            return pk
+        if best_wait is None or wait < best_wait:
+            best, best_wait = pk, wait
+    return best
+
+
 STORES_LISTED_FOR = 5.0  # seconds a dispatch that takes the stores in turn keeps its list of them
+STORES_RELISTED_AFTER_DROP = 1.0  # ... and how old the list may get once a store has left it
 
 
 def _stores_with_due_work():

@@ -140,6 +140,19 @@ def look_up_routes(account_id, routes):
         route_caps.cap(account_id, route, max_age=route_caps.REFRESH_SECONDS / 2)
 
 
+def queue_wait(account_id, routes):
+    """The longest a call of this store would wait now for its slot on any of these routes
+    (seconds; 0: it would go at once): what every process has booked on the route's shared
+    schedule beyond the cap's burst. A lot of a store whose cap is booked seconds ahead spends
+    those seconds asleep on its worker; `dispatch_due` takes another store's lot first."""
+    longest = 0.0
+    for route in routes:
+        cap = route_caps.cap(account_id, route)
+        if cap:
+            longest = max(longest, ratelimit.booked_ahead(account_id, route) - ratelimit.spacing(cap)[1])
+    return longest
+
+
 def client_for(account) -> VtexClient:
     """A VTEX client for this store (an `Account`), with the hub's settings."""
     return VtexClient(

@@ -226,3 +226,44 @@ def test_a_raised_cap_uses_the_slots_already_reserved(low_cap):
         ratelimit.wait_for_slot(1, "get_order", cap=CAP)
     waits = [ratelimit.wait_for_slot(1, "get_order", cap=2 * CAP) for _ in range(3)]
     assert max(waits) <= INTERVAL + SLACK, waits
+
+
+def _booked_ahead_follows_the_schedule(store):
+    """Nothing booked reads 0; slots reserved by any process read as the seconds they cover;
+    another store's or route's schedule is its own; booked time runs out as the clock goes."""
+    assert ratelimit.booked_ahead(store, "get_order") == 0
+    _, reserve = ratelimit._home()
+    reserve(store, "get_order", 0.5, 6)  # another worker took the next six slots, half a second apart
+    booked = ratelimit.booked_ahead(store, "get_order")
+    assert 2.5 < booked <= 3.0
+    assert ratelimit.booked_ahead(store, "start_handling") == 0
+    assert ratelimit.booked_ahead(store + 1, "get_order") == 0
+    time.sleep(0.3)
+    assert booked - 0.6 < ratelimit.booked_ahead(store, "get_order") <= booked - 0.3 + SLACK
+
+
+def test_the_schedule_says_how_far_ahead_it_is_booked(low_cap):
+    _booked_ahead_follows_the_schedule(store=1)
+
+
+@pytest.mark.slow
+def test_the_redis_schedule_says_how_far_ahead_it_is_booked(low_cap, settings):
+    redis = pytest.importorskip("redis")
+    url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/15"
+    try:
+        redis.Redis.from_url(url, socket_timeout=1).ping()
+    except redis.RedisError:
+        if os.environ.get("CI"):
+            pytest.fail(f"no Redis at {url}")
+        pytest.skip(f"no Redis at {url}")
+    settings.REDIS_URL = url
+    store = 910000 + os.getpid()
+    redis.Redis.from_url(url).delete(*[f"vtexhub:rl:{s}:get_order" for s in (store, store + 1)])
+    _booked_ahead_follows_the_schedule(store)
+
+
+def test_an_unreadable_schedule_reads_as_nothing_booked(low_cap, settings):
+    """The limiter must never stop the hub: a Redis that does not answer reads as an idle schedule."""
+    pytest.importorskip("redis")
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    assert ratelimit.booked_ahead(1, "get_order") == 0

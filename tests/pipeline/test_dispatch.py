@@ -161,6 +161,70 @@ def test_a_dispatch_that_helps_takes_the_stores_with_a_backlog_in_turn(account, 
 
 
 
+
+def _stores_with_due_sends(make_account, vtex, counts, *, oms_class=None, due_in=None):
+    """Stores named s0, s1, ... (in pk order) with counts[i] orders each, their sends due now (or
+    due_in[i] seconds from now). Returns the stores."""
+    from datetime import timedelta
+
+    from tests.fake_oms import FakeOms
+
+    stores = []
+    for i, count in enumerate(counts):
+        store = make_account(name=f"Store {i}", account_name=f"s{i}", app_key=f"vtexappkey-s{i}-ABCDEF",
+                             api_base_url=f"https://s{i}.vtexcommercestable.com.br")
+        oms = (oms_class or FakeOms)(vtex, base=store.base_url)
+        binding = AdapterBinding.objects.create(account=store, adapter_key="rec_a", name="A")
+        due = timezone.now() + timedelta(seconds=(due_in or [0] * len(counts))[i])
+        for n in range(count):
+            order = make_hub_order(store, f"{store.pk}0{n}-01")
+            oms.add(order.order_id)
+            make_sync(order, binding, SyncStatus.PENDING, next_attempt_at=due)
+        stores.append(store)
+    return stores
+
+
+def _store_of_each_send(recorder):
+    return [Order.objects.get(order_id=c[2]).account.account_name for c in recorder.calls]
+
+
+def test_a_dispatch_that_helps_takes_first_the_stores_whose_caps_are_not_booked_ahead(vtex, recorder, make_account, settings, tmp_path):
+    """Other workers' lots booked s1's get-order slots 1.5 s ahead: a lot of s1 would sleep most of
+    a second on this worker. s0's lots go first; s1's when s0 has nothing left."""
+    from integration import ratelimit
+
+    settings.DISPATCH_BATCH_SIZE = 1
+    settings.VAR_DIR = tmp_path
+    s0, s1 = _stores_with_due_sends(make_account, vtex, [3, 3])
+    _, reserve = ratelimit._home()
+    reserve(s1.pk, "get_order", 0.1, 25)  # 2.5 s booked; a call would wait beyond the burst (1 s)
+    report = dispatch_due(budget=10, account_id=s0.pk, then_any_store=True)
+    assert report.orders == 6 and report.succeeded == 6
+    assert _store_of_each_send(recorder) == ["s0"] * 3 + ["s1"] * 3  # in turn when neither is booked (above)
+
+
+def test_a_store_whose_lot_came_up_empty_is_looked_for_again_within_a_second(vtex, recorder, make_account, settings):
+    """s2's sends become due 0.3 s into the run, after the worker listed the stores with due work;
+    s1's single order is done in the second lot, and its next lot comes up empty, which drops it
+    from the list. The list is read again once it is a second old, not only after
+    STORES_LISTED_FOR (5 s) or when it runs out: s2's orders go before s0's backlog is done."""
+    import time
+
+    from tests.fake_oms import FakeOms
+
+    class SlowOms(FakeOms):  # VTEX answering get order in 0.2 s: s0's ten lots take two seconds or more
+        def _get(self, request):
+            time.sleep(0.2)
+            return super()._get(request)
+
+    settings.DISPATCH_BATCH_SIZE = 1
+    s0, s1, s2 = _stores_with_due_sends(make_account, vtex, [10, 1, 2], oms_class=SlowOms, due_in=[0, 0, 0.3])
+    report = dispatch_due(budget=20, account_id=s0.pk, then_any_store=True)
+    assert report.orders == 13
+    sent = _store_of_each_send(recorder)
+    assert sent.count("s2") == 2 and sent[-1] == "s0", sent
+
+
 # --- The lot's HTTP threads leave the database to the worker ---
 
 def test_a_lot_s_threads_open_no_database_connection(account, vtex, recorder, make_account, settings):

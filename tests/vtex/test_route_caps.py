@@ -139,6 +139,34 @@ def test_a_backlog_after_a_quiet_spell_grows_fast(account, vtex, learning):
     assert row(account).change_reason.startswith("raised 600 → 900/min: calls queued for the cap")
 
 
+def test_a_saturated_count_too_small_to_show_a_second_at_the_cap_leaves_the_window_open(account, vtex, learning, settings):
+    """Other workers' calls booked the route ahead, so this process's three calls waited: saturated,
+    but three answers are not a second at 600 a minute (10), and the other workers' answers reach
+    the row only with their own syncs. The window stays open and counts on; the answers that follow
+    close it with the fast raise. (Closed at once, it began again empty, and a store's
+    start-handling waited a whole window more for its raise.)"""
+    from integration import ratelimit
+
+    settings.VTEX_RATE_RAISE_SECONDS = 15  # the slow law's window (its default) is not over either
+    vtex.get(ORDER, json={"orderId": "1-01"})
+    client = client_for(account)
+    route_caps.cap(account.pk, "get_order")  # the row, with its window
+    window_opened_ago(account, 2)
+    opened = row(account).window_started_at
+    interval, _ = ratelimit.spacing(600)
+    _, reserve = ratelimit._home()
+    reserve(account.pk, "get_order", interval, 12)  # another worker's lot took the next 12 slots
+    for _ in range(3):
+        client.get_order("1-01")
+    assert route_caps.sync(account.pk, "get_order") == 600
+    cap = row(account)
+    assert cap.window_started_at == opened and cap.window_calls == 3
+    for _ in range(8):  # queued behind the others' slots too: with the first three, 11 answers
+        client.get_order("1-01")
+    assert route_caps.sync(account.pk, "get_order") == 900
+    assert row(account).change_reason.startswith("raised 600 → 900/min: calls queued for the cap, 11 answers without a 429 in ")
+
+
 def test_a_route_under_its_cap_grows_only_additively(account, vtex, learning):
     """Calls that never wait (within the first second's burst) used half the cap, but did not
     show that the cap binds: the slow, additive raise."""
