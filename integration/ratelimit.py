@@ -113,6 +113,12 @@ def _schedule_file(account_id, route):
     return fd
 
 
+def _stored_schedule(fd):
+    """The next free slot (epoch s) a schedule file holds; 0 for a new file."""
+    raw = os.pread(fd, 8, 0)
+    return struct.unpack("<d", raw)[0] if len(raw) == 8 else 0.0
+
+
 def _reserve_host(account_id, route, interval, count):
     """The schedule in a file shared by every process of this host (flock), else in this process."""
     with _lock:  # a flock is per open file, not per thread: threads of this process queue here
@@ -128,8 +134,7 @@ def _reserve_host(account_id, route, interval, count):
             return first - now
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
-            raw = os.pread(fd, 8, 0)
-            current = struct.unpack("<d", raw)[0] if len(raw) == 8 else 0.0
+            current = _stored_schedule(fd)
             now = time.time()
             tat, first = _reserve_local(current, now, interval, count)
             os.pwrite(fd, struct.pack("<d", tat), 0)
@@ -153,10 +158,9 @@ def _booked_host(account_id, route):
             return max(0.0, _schedule.get((account_id, route), 0.0) - time.time())
         fcntl.flock(fd, fcntl.LOCK_SH)
         try:
-            raw = os.pread(fd, 8, 0)
+            return max(0.0, _stored_schedule(fd) - time.time())
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
-        return max(0.0, (struct.unpack("<d", raw)[0] if len(raw) == 8 else 0.0) - time.time())
 
 
 def booked_ahead(account_id, route):

@@ -181,7 +181,7 @@ def dispatch_due(*, budget=None, account_id=None, owner=None, concurrency=None, 
     budget = settings.DISPATCH_BUDGET if budget is None else budget
     started = time.monotonic()
     total = DispatchReport()
-    idle_turns, stores, listed_at, dropped = 0, [], None, False
+    idle_turns, stores, listed_at, dropped = 0, [], float("-inf"), False
     while time.monotonic() - started < budget:
         report = dispatch_batch(owner=owner, account_id=account_id, concurrency=concurrency)
         total.add(report)
@@ -200,7 +200,7 @@ def dispatch_due(*, budget=None, account_id=None, owner=None, concurrency=None, 
         # for a moment); kept off the list for STORES_LISTED_FOR, that store got no lot for 6 s of
         # a 4-store burst while the three dispatchers took turns on the other three and queued for
         # their start-handling caps.
-        age = time.monotonic() - listed_at if listed_at is not None else None
+        age = time.monotonic() - listed_at
         if not stores or age > STORES_LISTED_FOR or (dropped and age > STORES_RELISTED_AFTER_DROP):
             stores, listed_at, dropped = _stores_with_due_work(), time.monotonic(), False
         # Nothing due anywhere, or only work other dispatchers claim first: this task is done.
@@ -223,12 +223,12 @@ def _least_queued(candidates):
     on one store's start-handling (2 s a lot) while another store's lots waited."""
     if len(candidates) == 1:
         return candidates[0]
-    best, best_wait = candidates[0], None
+    best, best_wait = candidates[0], float("inf")
     for pk in candidates:
         wait = queue_wait(pk, LOT_ROUTES)
         if wait < QUEUE_FREE_SECONDS:
             return pk
-        if best_wait is None or wait < best_wait:
+        if wait < best_wait:
             best, best_wait = pk, wait
     return best
 
